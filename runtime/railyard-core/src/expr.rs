@@ -1,0 +1,240 @@
+//! Expression engines: JMESPath and Rhai, compiled once at load time.
+//!
+//! Both report errors as a message plus a character offset into the expression's text, which
+//! the loader turns into a file position with [`crate::yaml::value_offset_to_source`]. The
+//! engines stay behind these functions so the JMESPath implementation can be swapped when the
+//! engine benchmark says so (`DESIGN.md` §5).
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+/// A compile error inside an expression.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExprError {
+    pub message: String,
+    /// Character offset into the expression's text where the problem is.
+    pub char_offset: usize,
+}
+
+/// A compiled JMESPath expression.
+#[derive(Clone)]
+pub struct JmesPath {
+    expr: Arc<jmespath::Expression<'static>>,
+}
+
+impl std::fmt::Debug for JmesPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JmesPath({})", self.expr.as_str())
+    }
+}
+
+impl JmesPath {
+    pub fn compile(source: &str) -> Result<JmesPath, ExprError> {
+        if source.trim().is_empty() {
+            return Err(ExprError {
+                message: "empty JMESPath expression".to_string(),
+                char_offset: 0,
+            });
+        }
+        match jmespath::compile(source) {
+            Ok(expr) => Ok(JmesPath {
+                expr: Arc::new(expr),
+            }),
+            Err(e) => {
+                let message = match &e.reason {
+                    jmespath::ErrorReason::Parse(m) => m.clone(),
+                    other => other.to_string(),
+                };
+                Err(ExprError {
+                    message: tidy_jmespath_message(&message),
+                    char_offset: e.offset,
+                })
+            }
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.expr.as_str()
+    }
+
+    /// Evaluates the expression on `data` with standard JMESPath semantics.
+    pub fn search(&self, data: &Value) -> Result<Value, String> {
+        let var = jmespath::Variable::from_serializable(data).map_err(|e| e.to_string())?;
+        let result = self.expr.search(var).map_err(|e| e.to_string())?;
+        serde_json::to_value(&*result).map_err(|e| e.to_string())
+    }
+}
+
+fn tidy_jmespath_message(m: &str) -> String {
+    let first = m.lines().next().unwrap_or(m).trim();
+    let first = first.trim_end_matches('.');
+    let mut chars = first.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => "invalid JMESPath expression".to_string(),
+    }
+}
+
+/// Resource limits for every Rhai script and plugin. Scripts are data transformations: none of
+/// them needs more than this, and a loop or a bomb must stop with an error, not hang the runtime.
+pub mod rhai_limits {
+    pub const MAX_OPERATIONS: u64 = 5_000_000;
+    pub const MAX_CALL_LEVELS: usize = 64;
+    pub const MAX_EXPR_DEPTH: usize = 64;
+    pub const MAX_FN_EXPR_DEPTH: usize = 32;
+    pub const MAX_STRING_SIZE: usize = 4 << 20;
+    pub const MAX_ARRAY_SIZE: usize = 100_000;
+    pub const MAX_MAP_SIZE: usize = 10_000;
+}
+
+/// A sandboxed Rhai engine: bounded operations, sizes and depth; no `eval`; no module imports
+/// (plugins are registered explicitly by the loader); `print`/`debug` go nowhere.
+pub fn rhai_engine() -> rhai::Engine {
+    use rhai_limits::*;
+    let mut engine = rhai::Engine::new();
+    engine
+        .set_max_operations(MAX_OPERATIONS)
+        .set_max_call_levels(MAX_CALL_LEVELS)
+        .set_max_expr_depths(MAX_EXPR_DEPTH, MAX_FN_EXPR_DEPTH)
+        .set_max_string_size(MAX_STRING_SIZE)
+        .set_max_array_size(MAX_ARRAY_SIZE)
+        .set_max_map_size(MAX_MAP_SIZE)
+        .set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new())
+        .disable_symbol("eval")
+        .on_print(|_| {})
+        .on_debug(|_, _, _| {});
+    engine
+}
+
+/// A compiled Rhai script.
+#[derive(Clone, Debug)]
+pub struct RhaiScript {
+    ast: Arc<rhai::AST>,
+}
+
+impl RhaiScript {
+    pub fn compile(engine: &rhai::Engine, source: &str) -> Result<RhaiScript, ExprError> {
+        match engine.compile(source) {
+            Ok(ast) => Ok(RhaiScript { ast: Arc::new(ast) }),
+            Err(rhai::ParseError(kind, pos)) => {
+                let char_offset = match (pos.line(), pos.position()) {
+                    (Some(line), col) => line_col_to_char_offset(source, line, col.unwrap_or(1)),
+                    (None, _) => 0,
+                };
+                Err(ExprError {
+                    message: kind.to_string(),
+                    char_offset,
+                })
+            }
+        }
+    }
+
+    pub fn ast(&self) -> &rhai::AST {
+        &self.ast
+    }
+
+    /// Whether the script defines a function `name` taking `arity` parameters.
+    pub fn has_fn(&self, name: &str, arity: usize) -> bool {
+        self.ast
+            .iter_functions()
+            .any(|f| f.name == name && f.params.len() == arity)
+    }
+
+    /// Runs the script with `body` in scope; its value is the result.
+    pub fn eval(&self, engine: &rhai::Engine, body: &Value) -> Result<Value, String> {
+        let dynamic = rhai::serde::to_dynamic(body).map_err(|e| e.to_string())?;
+        let mut scope = rhai::Scope::new();
+        scope.push_dynamic("body", dynamic);
+        let out: rhai::Dynamic = engine
+            .eval_ast_with_scope(&mut scope, &self.ast)
+            .map_err(|e| e.to_string())?;
+        rhai::serde::from_dynamic::<Value>(&out).map_err(|e| e.to_string())
+    }
+}
+
+/// Converts a 1-based line and column of `source` to a character offset.
+pub fn line_col_to_char_offset(source: &str, line: usize, column: usize) -> usize {
+    let mut offset = 0;
+    for (i, l) in source.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            return offset + column.saturating_sub(1).min(l.chars().count());
+        }
+        offset += l.chars().count();
+    }
+    offset
+}
+
+/// Splits a template like `orders.{{ meta.source }}.{{ body.id }}` into its JMESPath parts,
+/// returning each expression with its character offset in the template. An unclosed `{{` is
+/// an error at its position.
+pub fn template_parts(template: &str) -> Result<Vec<(String, usize)>, ExprError> {
+    let mut parts = Vec::new();
+    let mut search_from = 0;
+    while let Some(rel) = template[search_from..].find("{{") {
+        let open = search_from + rel;
+        let inner_start = open + 2;
+        let Some(close_rel) = template[inner_start..].find("}}") else {
+            return Err(ExprError {
+                message: "unclosed `{{` in template".to_string(),
+                char_offset: template[..open].chars().count(),
+            });
+        };
+        let inner = &template[inner_start..inner_start + close_rel];
+        let lead = inner.len() - inner.trim_start().len();
+        parts.push((
+            inner.trim().to_string(),
+            template[..inner_start + lead].chars().count(),
+        ));
+        search_from = inner_start + close_rel + 2;
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn jmespath_compiles_and_searches() {
+        let e = JmesPath::compile("line_items[?quantity > `1`].sku").expect("valid");
+        let out = e
+            .search(&json!({"line_items": [{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]}))
+            .expect("search");
+        assert_eq!(out, json!(["A"]));
+    }
+
+    #[test]
+    fn jmespath_error_offset_points_at_the_problem() {
+        let err = JmesPath::compile("foo.bar[").expect_err("invalid");
+        assert!(err.char_offset >= 7, "{err:?}");
+        let err = JmesPath::compile("a == `1` && ]").expect_err("invalid");
+        assert_eq!(err.char_offset, 12, "{err:?}");
+    }
+
+    #[test]
+    fn rhai_error_is_located() {
+        let engine = rhai_engine();
+        let err = RhaiScript::compile(&engine, "let x = 1;\nlet y = ;").expect_err("invalid");
+        assert_eq!(err.char_offset, 19, "{err:?}");
+    }
+
+    #[test]
+    fn rhai_eval_is_disabled_and_loops_stop() {
+        let engine = rhai_engine();
+        assert!(RhaiScript::compile(&engine, "eval(\"1\")").is_err());
+        let s = RhaiScript::compile(&engine, "loop { }").expect("compiles");
+        let err = s.eval(&engine, &json!({})).expect_err("stopped");
+        assert!(err.to_lowercase().contains("operations"), "{err}");
+    }
+
+    #[test]
+    fn templates_split() {
+        assert_eq!(
+            template_parts("orders.{{ meta.source }}.x").expect("ok"),
+            vec![("meta.source".to_string(), 10)]
+        );
+        assert!(template_parts("a {{ b").is_err());
+    }
+}

@@ -1,0 +1,609 @@
+//! The project loader: files → diagnostics + a compiled [`Project`].
+//!
+//! Order of work: schemas (the registry), plugins, mappings, then pipelines in two passes
+//! (parse all, so references between pipelines resolve; then check each), then project-wide
+//! checks (cycles between pipelines, topic schemas). Every phase reports into one diagnostics
+//! list and carries on with what it could build, so one run shows every problem.
+
+mod check;
+pub mod files;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+pub use self::check::{Pipeline, Step, SwitchCaseDef, OutputDef};
+pub use self::files::{Listing, MemFiles, ProjectFiles, ReadError};
+use crate::diag::{Code, Diagnostic, Severity, SourceText, Span};
+use crate::expr::{JmesPath, RhaiScript, rhai_engine};
+use crate::model::mapping::MappingFile;
+use crate::model::pipeline::PipelineFile;
+use crate::schema::{SchemaRegistry, SchemaSource};
+use crate::yaml::{self, Node, de::DeError};
+
+/// Largest pipeline, mapping or plugin file the loader reads.
+pub const MAX_CONFIG_BYTES: u64 = 8 << 20;
+/// Largest schema or fixture file the loader reads.
+pub const MAX_DATA_BYTES: u64 = 32 << 20;
+
+pub struct LoadOptions<'a> {
+    /// Looks up `${env:NAME}`; the binary passes the process environment.
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// Treat a missing environment variable as an error (it is a warning for `validate`).
+    pub strict_env: bool,
+}
+
+impl Default for LoadOptions<'_> {
+    fn default() -> Self {
+        LoadOptions {
+            env: &|_| None,
+            strict_env: false,
+        }
+    }
+}
+
+/// A loaded project: everything that compiled, plus the sources for rendering diagnostics.
+pub struct Project {
+    pub sources: BTreeMap<String, SourceText>,
+    pub schemas: SchemaRegistry,
+    pub mappings: BTreeMap<String, Mapping>,
+    pub pipelines: BTreeMap<String, Pipeline>,
+    pub plugins: BTreeMap<String, Plugin>,
+}
+
+pub struct Loaded {
+    pub project: Project,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// A compiled mapping.
+#[derive(Clone, Debug)]
+pub struct Mapping {
+    pub name: String,
+    pub file: String,
+    pub from: String,
+    pub to: String,
+    pub engine: MappingEngine,
+    pub def: MappingFile,
+}
+
+#[derive(Clone, Debug)]
+pub enum MappingEngine {
+    JmesPath(JmesPath),
+    /// Output path segments → expression.
+    Fields(Vec<(Vec<String>, JmesPath)>),
+    Rhai(RhaiScript),
+}
+
+impl Mapping {
+    /// Applies the mapping to `body`.
+    pub fn apply(&self, engine: &rhai::Engine, body: &Value) -> Result<Value, String> {
+        match &self.engine {
+            MappingEngine::JmesPath(e) => e.search(body),
+            MappingEngine::Fields(fields) => {
+                let mut out = Value::Object(Default::default());
+                for (path, e) in fields {
+                    let v = e
+                        .search(body)
+                        .map_err(|err| format!("field `{}`: {err}", path.join(".")))?;
+                    set_path(&mut out, path, v);
+                }
+                Ok(out)
+            }
+            MappingEngine::Rhai(s) => s.eval(engine, body),
+        }
+    }
+}
+
+fn set_path(target: &mut Value, path: &[String], v: Value) {
+    let mut cur = target;
+    for (i, seg) in path.iter().enumerate() {
+        if !cur.is_object() {
+            *cur = Value::Object(Default::default());
+        }
+        let Value::Object(map) = cur else { return };
+        if i + 1 == path.len() {
+            map.insert(seg.clone(), v);
+            return;
+        }
+        cur = map.entry(seg.clone()).or_insert_with(|| Value::Object(Default::default()));
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Plugin {
+    pub name: String,
+    pub file: String,
+    pub script: RhaiScript,
+}
+
+/// Loads and checks the project. Never fails: problems are diagnostics.
+pub fn load(files: &dyn ProjectFiles, options: &LoadOptions<'_>) -> Loaded {
+    let mut l = Loader {
+        files,
+        options,
+        diags: Vec::new(),
+        sources: BTreeMap::new(),
+        engine: rhai_engine(),
+    };
+
+    let schemas = l.load_schemas();
+    let plugins = l.load_plugins();
+    let mappings = l.load_mappings(&schemas);
+    let parsed = l.parse_pipelines();
+    let pipelines = check::check_pipelines(&mut l, &parsed, &schemas, &mappings, &plugins);
+
+    let mut diagnostics = l.diags;
+    sort_diagnostics(&mut diagnostics);
+    Loaded {
+        project: Project {
+            sources: l.sources,
+            schemas,
+            mappings,
+            pipelines,
+            plugins,
+        },
+        diagnostics,
+    }
+}
+
+/// Orders diagnostics by file and position, errors before warnings at the same place, and
+/// drops exact duplicates (a sub-tree re-checked after a failure can report the same thing).
+pub fn sort_diagnostics(diags: &mut Vec<Diagnostic>) {
+    diags.sort_by(|a, b| {
+        (&a.file, a.span.start, a.severity, a.code, &a.message).cmp(&(
+            &b.file,
+            b.span.start,
+            b.severity,
+            b.code,
+            &b.message,
+        ))
+    });
+    diags.dedup_by(|a, b| a.file == b.file && a.span == b.span && a.message == b.message);
+}
+
+pub(crate) struct Loader<'a> {
+    files: &'a dyn ProjectFiles,
+    options: &'a LoadOptions<'a>,
+    pub(crate) diags: Vec<Diagnostic>,
+    pub(crate) sources: BTreeMap<String, SourceText>,
+    pub(crate) engine: rhai::Engine,
+}
+
+/// A parsed pipeline file waiting for its semantic check.
+pub(crate) struct ParsedPipeline {
+    pub file: String,
+    pub text: Arc<str>,
+    pub def: Option<PipelineFile>,
+    /// The name, even when the rest of the file failed to parse, so references to it resolve.
+    pub name: Option<(String, Span)>,
+}
+
+fn is_yaml(path: &str) -> bool {
+    path.ends_with(".yaml") || path.ends_with(".yml")
+}
+
+impl Loader<'_> {
+    pub(crate) fn push(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    fn list(&mut self, dir: &str) -> Vec<String> {
+        let listing = self.files.list(dir);
+        for (path, reason) in listing.errors {
+            self.push(
+                Diagnostic::error(Code::Io, format!("cannot read `{path}`: {reason}"))
+                    .at(path, Span::default()),
+            );
+        }
+        listing.files
+    }
+
+    /// Reads a text file, reporting why it cannot be used.
+    pub(crate) fn read_text(&mut self, path: &str, limit: u64) -> Option<SourceText> {
+        if let Some(src) = self.sources.get(path) {
+            return Some(src.clone());
+        }
+        let bytes = match self.files.read(path, limit) {
+            Ok(b) => b,
+            Err(ReadError::NotFound) => {
+                self.push(Diagnostic::error(Code::Io, format!("`{path}` does not exist")).at(path, Span::default()));
+                return None;
+            }
+            Err(ReadError::TooLarge { size, limit }) => {
+                self.push(
+                    Diagnostic::error(
+                        Code::FileTooLarge,
+                        format!(
+                            "file is {:.1} MiB, more than the {} MiB this loader reads",
+                            size as f64 / (1u64 << 20) as f64,
+                            limit >> 20
+                        ),
+                    )
+                    .at(path, Span::default())
+                    .with_help("pipeline, mapping and schema files are small; is this a data file in the wrong directory?"),
+                );
+                return None;
+            }
+            Err(ReadError::Other(reason)) => {
+                self.push(Diagnostic::error(Code::Io, format!("cannot read `{path}`: {reason}")).at(path, Span::default()));
+                return None;
+            }
+        };
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        let text = match std::str::from_utf8(bytes) {
+            Ok(t) => t.to_string(),
+            Err(e) => {
+                let lossy = String::from_utf8_lossy(bytes).into_owned();
+                let offset = e.valid_up_to();
+                let src = SourceText::new(path, lossy);
+                self.sources.insert(path.to_string(), src);
+                self.push(
+                    Diagnostic::error(
+                        Code::NotUtf8,
+                        format!("file is not UTF-8 text: invalid byte 0x{:02X}", bytes.get(offset).copied().unwrap_or(0)),
+                    )
+                    .at(path, Span::new(offset, offset + 1))
+                    .with_help("save the file as UTF-8; if it is binary, it does not belong in this directory"),
+                );
+                return None;
+            }
+        };
+        if let Some(nul) = text.find('\0') {
+            let src = SourceText::new(path, text.replace('\0', "\u{FFFD}"));
+            self.sources.insert(path.to_string(), src);
+            self.push(
+                Diagnostic::error(Code::NotUtf8, "file looks binary: it contains NUL bytes")
+                    .at(path, Span::new(nul, nul + 1))
+                    .with_help("only text files belong in pipelines/, mappings/, schemas/ and plugins/"),
+            );
+            return None;
+        }
+        let src = SourceText::new(path, text);
+        self.sources.insert(path.to_string(), src.clone());
+        Some(src)
+    }
+
+    /// Parses a YAML file into nodes and resolves `${env:...}` references.
+    fn parse_yaml(&mut self, src: &SourceText) -> Option<Node> {
+        if src.text.lines().all(|l| {
+            let t = l.trim();
+            t.is_empty() || t.starts_with('#') || t == "---"
+        }) {
+            self.push(
+                Diagnostic::error(Code::EmptyFile, "file is empty")
+                    .at(&src.path, Span::default())
+                    .with_help("delete it, or write the pipeline or mapping it was meant to hold"),
+            );
+            return None;
+        }
+        let mut node = match yaml::parse(&src.text) {
+            Ok(n) => n,
+            Err(e) => {
+                self.push(Diagnostic::error(e.code, e.message).at(&src.path, e.span));
+                return None;
+            }
+        };
+        if node.as_map().is_none() {
+            self.push(
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    format!("expected a mapping at the top of the file, found {}", node.type_name()),
+                )
+                .at(&src.path, node.span),
+            );
+            return None;
+        }
+        for m in crate::env::interpolate(&mut node, &src.text, self.options.env) {
+            let (sev, msg) = if m.name.is_empty() {
+                (Severity::Error, "malformed `${env:...}` reference: the variable name is empty".to_string())
+            } else {
+                (
+                    if self.options.strict_env { Severity::Error } else { Severity::Warning },
+                    format!("environment variable `{}` is not set", m.name),
+                )
+            };
+            let mut d = Diagnostic::error(Code::MissingEnv, msg)
+                .at(&src.path, m.span)
+                .with_help("set it before `railyard run`, or give a default: `${env:NAME:-value}`");
+            d.severity = sev;
+            self.push(d);
+        }
+        Some(node)
+    }
+
+    pub(crate) fn de_error(&mut self, file: &str, e: DeError) {
+        self.push(
+            Diagnostic::error(e.code, e.message)
+                .at(file, e.span.unwrap_or_default())
+                .with_help_opt(e.help),
+        );
+    }
+
+    /// Compiles a JMESPath expression written in `file`, reporting a syntax error at the exact
+    /// character.
+    pub(crate) fn jmespath(&mut self, file: &str, text: &str, e: &crate::Spanned<String>) -> Option<JmesPath> {
+        match JmesPath::compile(&e.value) {
+            Ok(c) => Some(c),
+            Err(err) => {
+                let at = yaml::value_offset_to_source(text, e.span.start, &e.value, err.char_offset);
+                self.push(
+                    Diagnostic::error(Code::JmespathSyntax, format!("invalid JMESPath: {}", err.message))
+                        .at(file, Span::new(at, at + 1))
+                        .with_label(err.message),
+                );
+                None
+            }
+        }
+    }
+
+    /// Compiles inline Rhai written in `file`.
+    pub(crate) fn rhai_inline(&mut self, file: &str, text: &str, s: &crate::Spanned<String>) -> Option<RhaiScript> {
+        match RhaiScript::compile(&self.engine, &s.value) {
+            Ok(c) => Some(c),
+            Err(err) => {
+                let at = yaml::value_offset_to_source(text, s.span.start, &s.value, err.char_offset);
+                self.push(
+                    Diagnostic::error(Code::RhaiSyntax, format!("invalid Rhai: {}", err.message))
+                        .at(file, Span::new(at, at + 1))
+                        .with_label(err.message),
+                );
+                None
+            }
+        }
+    }
+
+    /// Compiles a Rhai file referenced from `from_file` at `reference`.
+    pub(crate) fn rhai_file(&mut self, from_file: &str, reference: &crate::Spanned<String>) -> Option<RhaiScript> {
+        let path = reference.value.trim_start_matches("./").to_string();
+        if self.files.read(&path, MAX_CONFIG_BYTES) == Err(ReadError::NotFound) {
+            self.push(
+                Diagnostic::error(Code::MissingFile, format!("script file `{path}` does not exist"))
+                    .at(from_file, reference.span)
+                    .with_help("paths are relative to the project root, e.g. `mappings/order.rhai`"),
+            );
+            return None;
+        }
+        let src = self.read_text(&path, MAX_CONFIG_BYTES)?;
+        self.compile_rhai_source(&src)
+    }
+
+    fn compile_rhai_source(&mut self, src: &SourceText) -> Option<RhaiScript> {
+        match RhaiScript::compile(&self.engine, &src.text) {
+            Ok(c) => Some(c),
+            Err(err) => {
+                let at = src.text.char_indices().nth(err.char_offset).map_or(src.text.len(), |(i, _)| i);
+                self.push(
+                    Diagnostic::error(Code::RhaiSyntax, format!("invalid Rhai: {}", err.message))
+                        .at(&src.path, Span::new(at, at + 1))
+                        .with_label(err.message),
+                );
+                None
+            }
+        }
+    }
+
+    /// Checks that a project-relative data file (fixture) exists.
+    pub(crate) fn require_file(&mut self, from_file: &str, reference: &crate::Spanned<String>) -> bool {
+        let path = reference.value.trim_start_matches("./");
+        match self.files.read(path, MAX_DATA_BYTES) {
+            Ok(_) => true,
+            Err(ReadError::NotFound) => {
+                self.push(
+                    Diagnostic::error(Code::MissingFile, format!("fixture `{path}` does not exist"))
+                        .at(from_file, reference.span)
+                        .with_help("paths are relative to the project root, e.g. `tests/fixtures/shopify/order.json`"),
+                );
+                false
+            }
+            Err(ReadError::TooLarge { size, limit }) => {
+                self.push(
+                    Diagnostic::error(
+                        Code::FileTooLarge,
+                        format!("fixture `{path}` is {size} bytes, more than {limit}"),
+                    )
+                    .at(from_file, reference.span),
+                );
+                false
+            }
+            Err(ReadError::Other(reason)) => {
+                self.push(Diagnostic::error(Code::Io, format!("cannot read `{path}`: {reason}")).at(from_file, reference.span));
+                false
+            }
+        }
+    }
+
+    fn load_schemas(&mut self) -> SchemaRegistry {
+        let mut sources = Vec::new();
+        for path in self.list("schemas") {
+            if !(path.ends_with(".json") || is_yaml(&path)) {
+                continue;
+            }
+            if let Some(text) = self.read_text(&path, MAX_DATA_BYTES) {
+                let rel = path.strip_prefix("schemas/").unwrap_or(&path).to_string();
+                sources.push(SchemaSource { path, rel, text });
+            }
+        }
+        SchemaRegistry::build(&sources, &mut self.diags)
+    }
+
+    fn load_plugins(&mut self) -> BTreeMap<String, Plugin> {
+        let mut plugins = BTreeMap::new();
+        for path in self.list("plugins") {
+            let Some(name) = path.strip_prefix("plugins/").and_then(|p| p.strip_suffix(".rhai")) else {
+                continue;
+            };
+            let name = name.replace('/', "::");
+            let Some(src) = self.read_text(&path, MAX_CONFIG_BYTES) else { continue };
+            if let Some(script) = self.compile_rhai_source(&src) {
+                plugins.insert(name.clone(), Plugin { name, file: path, script });
+            }
+        }
+        plugins
+    }
+
+    fn load_mappings(&mut self, schemas: &SchemaRegistry) -> BTreeMap<String, Mapping> {
+        let mut out: BTreeMap<String, Mapping> = BTreeMap::new();
+        for path in self.list("mappings") {
+            if !is_yaml(&path) {
+                continue;
+            }
+            let Some(src) = self.read_text(&path, MAX_CONFIG_BYTES) else { continue };
+            let Some(node) = self.parse_yaml(&src) else { continue };
+            let def: MappingFile = match yaml::de::from_node(&node) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.de_error(&path, e);
+                    continue;
+                }
+            };
+            let Some(mapping) = self.compile_mapping(&path, &src.text, def, schemas) else { continue };
+            if let Some(existing) = out.get(&mapping.name) {
+                self.push(
+                    Diagnostic::error(Code::DuplicateName, format!("mapping `{}` is defined twice", mapping.name))
+                        .at(&path, mapping.def.mapping.span)
+                        .with_related(&existing.file, existing.def.mapping.span, "first defined here"),
+                );
+                continue;
+            }
+            out.insert(mapping.name.clone(), mapping);
+        }
+        out
+    }
+
+    fn compile_mapping(&mut self, file: &str, text: &str, def: MappingFile, schemas: &SchemaRegistry) -> Option<Mapping> {
+        check_name(self, file, &def.mapping, "mapping");
+        let from_ok = check::schema_ref(self, file, &def.from, schemas);
+        let to_ok = check::schema_ref(self, file, &def.to, schemas);
+        let given: Vec<&str> = [
+            def.jmespath.as_ref().map(|_| "jmespath"),
+            def.fields.as_ref().map(|_| "fields"),
+            def.rhai.as_ref().map(|_| "rhai"),
+            def.rhai_file.as_ref().map(|_| "rhai_file"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if given.len() != 1 {
+            let msg = if given.is_empty() {
+                "a mapping needs a body: one of `jmespath`, `fields`, `rhai` or `rhai_file`".to_string()
+            } else {
+                format!(
+                    "a mapping has exactly one body, this one has {}: {}",
+                    given.len(),
+                    given.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(", ")
+                )
+            };
+            self.push(Diagnostic::error(Code::ConnectorCount, msg).at(file, def.mapping.span));
+            return None;
+        }
+        let engine = if let Some(e) = &def.jmespath {
+            MappingEngine::JmesPath(self.jmespath(file, text, e)?)
+        } else if let Some(fields) = &def.fields {
+            let mut out = Vec::new();
+            let mut ok = true;
+            let mut seen = std::collections::BTreeSet::new();
+            for (k, v) in fields {
+                let path: Vec<String> = k.value.split('.').map(str::to_string).collect();
+                if path.iter().any(String::is_empty) {
+                    self.push(
+                        Diagnostic::error(Code::InvalidValue, format!("field name `{}` has an empty segment", k.value))
+                            .at(file, k.span),
+                    );
+                    ok = false;
+                    continue;
+                }
+                if !seen.insert(k.value.clone()) {
+                    self.push(Diagnostic::error(Code::YamlSyntax, format!("field `{}` is mapped twice", k.value)).at(file, k.span));
+                    ok = false;
+                }
+                match self.jmespath(file, text, v) {
+                    Some(c) => out.push((path, c)),
+                    None => ok = false,
+                }
+            }
+            if !ok {
+                return None;
+            }
+            MappingEngine::Fields(out)
+        } else if let Some(r) = &def.rhai {
+            MappingEngine::Rhai(self.rhai_inline(file, text, r)?)
+        } else if let Some(r) = &def.rhai_file {
+            MappingEngine::Rhai(self.rhai_file(file, r)?)
+        } else {
+            return None;
+        };
+        for t in &def.tests {
+            check::test_input(self, file, &t.value.input);
+            if let crate::model::OrShort::Short(p) = &t.value.expect.value {
+                self.require_file(file, &crate::Spanned::new(p.clone(), t.value.expect.span));
+            } else if let crate::model::OrShort::Full(b) = &t.value.expect.value {
+                check::expected_body(self, file, b, t.value.expect.span);
+            }
+        }
+        if !(from_ok && to_ok) {
+            return None;
+        }
+        Some(Mapping {
+            name: def.mapping.value.clone(),
+            file: file.to_string(),
+            from: def.from.value.clone(),
+            to: def.to.value.clone(),
+            engine,
+            def,
+        })
+    }
+
+    fn parse_pipelines(&mut self) -> Vec<ParsedPipeline> {
+        let mut out = Vec::new();
+        for path in self.list("pipelines") {
+            if !is_yaml(&path) {
+                continue;
+            }
+            let Some(src) = self.read_text(&path, MAX_CONFIG_BYTES) else { continue };
+            let Some(node) = self.parse_yaml(&src) else { continue };
+            let name = node
+                .get("pipeline")
+                .and_then(|n| n.scalar_text().map(|s| (s, n.span)));
+            let def = match yaml::de::from_node::<PipelineFile>(&node) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    self.de_error(&path, e);
+                    check::recover_pipeline_errors(self, &path, &node);
+                    None
+                }
+            };
+            out.push(ParsedPipeline {
+                file: path,
+                text: src.text.clone(),
+                def,
+                name,
+            });
+        }
+        out
+    }
+}
+
+/// Names of pipelines and mappings: what users type on the command line and in references.
+pub(crate) fn check_name(l: &mut Loader<'_>, file: &str, name: &crate::Spanned<String>, what: &str) -> bool {
+    let ok = !name.value.is_empty()
+        && name
+            .value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if !ok {
+        l.push(
+            Diagnostic::error(Code::InvalidValue, format!("invalid {what} name `{}`", name.value))
+                .at(file, name.span)
+                .with_help("use letters, digits, `-`, `_` and `.`, e.g. `shopify-order-intake`"),
+        );
+    }
+    ok
+}

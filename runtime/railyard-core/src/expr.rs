@@ -200,7 +200,9 @@ mod tests {
     fn jmespath_compiles_and_searches() {
         let e = JmesPath::compile("line_items[?quantity > `1`].sku").expect("valid");
         let out = e
-            .search(&json!({"line_items": [{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]}))
+            .search(
+                &json!({"line_items": [{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]}),
+            )
             .expect("search");
         assert_eq!(out, json!(["A"]));
     }

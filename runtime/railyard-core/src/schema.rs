@@ -34,7 +34,9 @@ impl SchemaId {
             ));
         };
         let major: u32 = major.parse().map_err(|_| {
-            format!("schema id `{s}`: the version after `@` must be a whole number (the major version)")
+            format!(
+                "schema id `{s}`: the version after `@` must be a whole number (the major version)"
+            )
         })?;
         let segments: Vec<&str> = path.split('.').collect();
         if segments.len() < 2 {
@@ -144,7 +146,9 @@ impl SchemaRegistry {
                     .at(&src.path, id_span(src, &value))
                     .with_label("second definition")
                     .with_related(&existing.file, Span::default(), "first defined here")
-                    .with_help("one id names one file: bump the major version (`@2`) for a new shape"),
+                    .with_help(
+                        "one id names one file: bump the major version (`@2`) for a new shape",
+                    ),
                 );
                 continue;
             }
@@ -152,9 +156,17 @@ impl SchemaRegistry {
                 map.insert("$id".to_string(), Value::String(format!("{BASE_URI}{id}")));
             }
             collect_refs(&value, &mut |r| {
-                refs.push((id.clone(), src.path.clone(), find_ref_span(&src.text, r), r.to_string()));
+                refs.push((
+                    id.clone(),
+                    src.path.clone(),
+                    find_ref_span(&src.text, r),
+                    r.to_string(),
+                ));
             });
-            let title = value.get("title").and_then(Value::as_str).map(str::to_string);
+            let title = value
+                .get("title")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             entries.insert(
                 id.clone(),
                 SchemaEntry {
@@ -273,7 +285,10 @@ pub fn compile_standalone(value: &Value) -> Result<jsonschema::Validator, String
     options.build(value).map_err(|e| e.to_string())
 }
 
-fn nearest_ids_help<'a>(missing: &str, known: impl Iterator<Item = &'a str> + Clone) -> Option<String> {
+fn nearest_ids_help<'a>(
+    missing: &str,
+    known: impl Iterator<Item = &'a str> + Clone,
+) -> Option<String> {
     if let Some(best) = did_you_mean(missing, known.clone()) {
         return Some(format!("did you mean `{best}`?"));
     }
@@ -281,7 +296,10 @@ fn nearest_ids_help<'a>(missing: &str, known: impl Iterator<Item = &'a str> + Cl
     (!near.is_empty()).then(|| {
         format!(
             "known schema ids nearest to it: {}",
-            near.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+            near.iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     })
 }
@@ -311,8 +329,11 @@ fn parse_schema_text(src: &SchemaSource, diags: &mut Vec<Diagnostic>) -> Option<
             Err(e) => {
                 let offset = src.text.offset_of(e.line(), e.column());
                 diags.push(
-                    Diagnostic::error(Code::JsonSyntax, format!("invalid JSON: {}", strip_position(&e)))
-                        .at(&src.path, Span::at(offset)),
+                    Diagnostic::error(
+                        Code::JsonSyntax,
+                        format!("invalid JSON: {}", strip_position(&e)),
+                    )
+                    .at(&src.path, Span::at(offset)),
                 );
                 return None;
             }
@@ -470,7 +491,9 @@ fn find_ref_span(text: &SourceText, value: &str) -> Span {
 
 /// Best-effort span of a JSON pointer's last key in the file.
 fn pointer_span(text: &SourceText, pointer: &str) -> Span {
-    let last = pointer.rsplit('/').find(|s| !s.is_empty() && s.parse::<usize>().is_err());
+    let last = pointer
+        .rsplit('/')
+        .find(|s| !s.is_empty() && s.parse::<usize>().is_err());
     match last {
         Some(key) => {
             let quoted = format!("\"{key}\"");
@@ -503,7 +526,10 @@ mod tests {
         assert!(SchemaId::parse("order@1").is_err());
         assert!(SchemaId::parse("canonical.order").is_err());
         assert!(SchemaId::parse("Canonical.order@1").is_err());
-        assert_eq!(SchemaId::from_path("canonical/order@1.json").as_deref(), Some("canonical.order@1"));
+        assert_eq!(
+            SchemaId::from_path("canonical/order@1.json").as_deref(),
+            Some("canonical.order@1")
+        );
         assert_eq!(SchemaId::from_path("misc.json"), None);
     }
 
@@ -512,13 +538,22 @@ mod tests {
         let mut diags = Vec::new();
         let reg = SchemaRegistry::build(
             &[
-                src("canonical/money@1.json", r#"{"type":"object","required":["amount"],"properties":{"amount":{"type":"string","pattern":"^-?[0-9]+(\\.[0-9]+)?$"}}}"#),
-                src("canonical/order@1.json", r#"{"type":"object","properties":{"total":{"$ref":"canonical.money@1"}}}"#),
+                src(
+                    "canonical/money@1.json",
+                    r#"{"type":"object","required":["amount"],"properties":{"amount":{"type":"string","pattern":"^-?[0-9]+(\\.[0-9]+)?$"}}}"#,
+                ),
+                src(
+                    "canonical/order@1.json",
+                    r#"{"type":"object","properties":{"total":{"$ref":"canonical.money@1"}}}"#,
+                ),
             ],
             &mut diags,
         );
         assert!(diags.is_empty(), "{diags:?}");
-        let v = reg.get("canonical.order@1").and_then(|e| e.validator.clone()).expect("compiled");
+        let v = reg
+            .get("canonical.order@1")
+            .and_then(|e| e.validator.clone())
+            .expect("compiled");
         assert!(v.is_valid(&json!({"total": {"amount": "12.50"}})));
         let errs = violations(&v, &json!({"total": {"amount": 12.5}}));
         assert_eq!(errs.len(), 1);
@@ -530,7 +565,10 @@ mod tests {
         let mut diags = Vec::new();
         SchemaRegistry::build(
             &[
-                src("canonical/order@1.json", r#"{"properties":{"t":{"$ref":"canonical.mony@1"}}}"#),
+                src(
+                    "canonical/order@1.json",
+                    r#"{"properties":{"t":{"$ref":"canonical.mony@1"}}}"#,
+                ),
                 src("canonical/money@1.json", r#"{"type":"object"}"#),
                 src("x.json", r#"{"$id":"canonical.money@1"}"#),
             ],
@@ -539,7 +577,13 @@ mod tests {
         let codes: Vec<_> = diags.iter().map(|d| d.code).collect();
         assert!(codes.contains(&Code::UnresolvedRef), "{diags:?}");
         assert!(codes.contains(&Code::DuplicateSchema), "{diags:?}");
-        let unresolved = diags.iter().find(|d| d.code == Code::UnresolvedRef).expect("present");
-        assert_eq!(unresolved.help.as_deref(), Some("did you mean `canonical.money@1`?"));
+        let unresolved = diags
+            .iter()
+            .find(|d| d.code == Code::UnresolvedRef)
+            .expect("present");
+        assert_eq!(
+            unresolved.help.as_deref(),
+            Some("did you mean `canonical.money@1`?")
+        );
     }
 }

@@ -1,7 +1,10 @@
 //! "Did you mean" suggestions.
 
 /// The candidate closest to `got`, if it is close enough to be a plausible typo.
-pub fn did_you_mean<'a>(got: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    got: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let got_lower = got.to_ascii_lowercase();
     let mut best: Option<(&str, f64)> = None;
     for cand in candidates {
@@ -16,7 +19,11 @@ pub fn did_you_mean<'a>(got: &str, candidates: impl IntoIterator<Item = &'a str>
 }
 
 /// Up to `n` candidates ordered by similarity to `got`, for "known ids nearest to ..." help.
-pub fn nearest<'a>(got: &str, candidates: impl IntoIterator<Item = &'a str>, n: usize) -> Vec<&'a str> {
+pub fn nearest<'a>(
+    got: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    n: usize,
+) -> Vec<&'a str> {
     let mut scored: Vec<(&str, f64)> = candidates
         .into_iter()
         .map(|c| (c, strsim::jaro_winkler(got, c)))

@@ -53,9 +53,7 @@ pub struct MappingTest {
     pub expect: Spanned<OrShort<ExpectedBody>>,
 }
 
-fn ordered_fields<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<FieldMap>, D::Error> {
+fn ordered_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<FieldMap>, D::Error> {
     struct V;
     impl<'de> serde::de::Visitor<'de> for V {
         type Value = Option<FieldMap>;
@@ -65,7 +63,10 @@ fn ordered_fields<'de, D: serde::Deserializer<'de>>(
         fn visit_unit<E>(self) -> Result<Self::Value, E> {
             Ok(None)
         }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut a: A,
+        ) -> Result<Self::Value, A::Error> {
             let mut out = Vec::new();
             while let Some(entry) = a.next_entry()? {
                 out.push(entry);

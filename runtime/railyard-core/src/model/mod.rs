@@ -43,17 +43,17 @@ impl<'de, F: Deserialize<'de>> Deserialize<'de> for OrShort<F> {
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 Ok(OrShort::Short(v.to_string()))
             }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(OrShort::Short(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(OrShort::Short(v.to_string()))
+            fn visit_newtype_struct<D: Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Self::Value, D::Error> {
+                F::deserialize(d).map(OrShort::Full)
             }
             fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
                 F::deserialize(de::value::MapAccessDeserializer::new(a)).map(OrShort::Full)
             }
         }
-        d.deserialize_any(V(PhantomData))
+        d.deserialize_struct(crate::yaml::de::OR_SHORT_NAME, &[], V(PhantomData))
     }
 }
 
@@ -86,11 +86,17 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
                 }
                 Ok(OneOrMany(items))
             }
+            fn visit_newtype_struct<D: Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Self::Value, D::Error> {
+                T::deserialize(d).map(|t| OneOrMany(vec![t]))
+            }
             fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
                 T::deserialize(de::value::MapAccessDeserializer::new(a)).map(|t| OneOrMany(vec![t]))
             }
         }
-        d.deserialize_any(V(PhantomData))
+        d.deserialize_struct(crate::yaml::de::ONE_OR_MANY_NAME, &[], V(PhantomData))
     }
 }
 
@@ -157,7 +163,8 @@ impl ByteSize {
             _ => return None,
         };
         let bytes = num * mult as f64;
-        (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64).then(|| ByteSize(bytes as u64))
+        (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64)
+            .then(|| ByteSize(bytes as u64))
     }
 }
 

@@ -34,17 +34,54 @@ pub struct Pipeline {
 /// A compiled step.
 #[derive(Clone, Debug)]
 pub enum Step {
-    Validate { schema: String },
-    Map { mapping: String },
-    Filter { condition: JmesPath },
-    Switch { mode: SwitchMode, cases: Vec<SwitchCaseDef>, default: Option<Box<SwitchCaseDef>> },
-    Split { path: JmesPath, schema: Option<String> },
-    Batch { count: Option<u32>, window: Option<Duration>, schema: Option<String> },
-    Dedupe { key: JmesPath, ttl: Duration },
-    Metadata { set: Vec<(String, JmesPath)>, copy: Vec<(String, String)>, remove: Vec<String> },
-    Script { script: RhaiScript, produces: Option<String> },
-    Plugin { module: String, function: String, with: Option<serde_json::Value>, produces: Option<String> },
-    Reserve { sku: JmesPath, qty: JmesPath, location: Option<JmesPath>, on_short: OnShort },
+    Validate {
+        schema: String,
+    },
+    Map {
+        mapping: String,
+    },
+    Filter {
+        condition: JmesPath,
+    },
+    Switch {
+        mode: SwitchMode,
+        cases: Vec<SwitchCaseDef>,
+        default: Option<Box<SwitchCaseDef>>,
+    },
+    Split {
+        path: JmesPath,
+        schema: Option<String>,
+    },
+    Batch {
+        count: Option<u32>,
+        window: Option<Duration>,
+        schema: Option<String>,
+    },
+    Dedupe {
+        key: JmesPath,
+        ttl: Duration,
+    },
+    Metadata {
+        set: Vec<(String, JmesPath)>,
+        copy: Vec<(String, String)>,
+        remove: Vec<String>,
+    },
+    Script {
+        script: RhaiScript,
+        produces: Option<String>,
+    },
+    Plugin {
+        module: String,
+        function: String,
+        with: Option<serde_json::Value>,
+        produces: Option<String>,
+    },
+    Reserve {
+        sku: JmesPath,
+        qty: JmesPath,
+        location: Option<JmesPath>,
+        on_short: OnShort,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -69,7 +106,12 @@ pub struct OutputDef {
 #[derive(Clone, Debug)]
 enum Ty {
     /// Conforms to `id`, established by `by` at `span` in `file`.
-    Known { id: String, file: String, span: Span, by: String },
+    Known {
+        id: String,
+        file: String,
+        span: Span,
+        by: String,
+    },
     /// No schema declared: nothing to check against.
     Any,
     /// An earlier error made the schema unknowable; stay quiet to avoid cascades.
@@ -78,7 +120,12 @@ enum Ty {
 
 impl Ty {
     fn known(id: &str, file: &str, span: Span, by: impl Into<String>) -> Ty {
-        Ty::Known { id: id.to_string(), file: file.to_string(), span, by: by.into() }
+        Ty::Known {
+            id: id.to_string(),
+            file: file.to_string(),
+            span,
+            by: by.into(),
+        }
     }
     fn id(&self) -> Option<&str> {
         match self {
@@ -140,13 +187,18 @@ pub(crate) fn check_pipelines(
     // Pass 1: names, duplicates, and each pipeline's input, so outputs can check their targets.
     let mut heads: BTreeMap<String, PipelineHead> = BTreeMap::new();
     for p in parsed {
-        let Some((name, span)) = &p.name else { continue };
+        let Some((name, span)) = &p.name else {
+            continue;
+        };
         if let Some(first) = heads.get(name) {
             l.push(
-                Diagnostic::error(Code::DuplicateName, format!("pipeline `{name}` is defined twice"))
-                    .at(&p.file, *span)
-                    .with_related(&first.file, first.span, "first defined here")
-                    .with_help("pipeline names are unique in a project; rename one of them"),
+                Diagnostic::error(
+                    Code::DuplicateName,
+                    format!("pipeline `{name}` is defined twice"),
+                )
+                .at(&p.file, *span)
+                .with_related(&first.file, first.span, "first defined here")
+                .with_help("pipeline names are unique in a project; rename one of them"),
             );
             continue;
         }
@@ -160,7 +212,15 @@ pub(crate) fn check_pipelines(
             }
             None => (None, None),
         };
-        heads.insert(name.clone(), PipelineHead { input_kind, input_schema, file: p.file.clone(), span: *span });
+        heads.insert(
+            name.clone(),
+            PipelineHead {
+                input_kind,
+                input_schema,
+                file: p.file.clone(),
+                span: *span,
+            },
+        );
     }
 
     // Pass 2: check each pipeline.
@@ -170,7 +230,10 @@ pub(crate) fn check_pipelines(
     let mut consumers: Vec<(String, String, Option<String>, String, Span)> = Vec::new();
     for p in parsed {
         let Some(def) = &p.def else { continue };
-        if heads.get(&def.pipeline.value).is_some_and(|h| h.file != p.file) {
+        if heads
+            .get(&def.pipeline.value)
+            .is_some_and(|h| h.file != p.file)
+        {
             continue; // the duplicate was reported
         }
         let mut ctx = Ctx {
@@ -188,17 +251,32 @@ pub(crate) fn check_pipelines(
         if let Some(pipeline) = check_pipeline(l, &mut ctx, def) {
             graph.insert(
                 pipeline.name.clone(),
-                ctx.sends_to.iter().map(|(t, s)| (t.clone(), p.file.clone(), *s)).collect(),
+                ctx.sends_to
+                    .iter()
+                    .map(|(t, s)| (t.clone(), p.file.clone(), *s))
+                    .collect(),
             );
             for (topic, schema, span) in &ctx.publishes {
-                producers.push((topic.clone(), pipeline.name.clone(), schema.clone(), p.file.clone(), *span));
+                producers.push((
+                    topic.clone(),
+                    pipeline.name.clone(),
+                    schema.clone(),
+                    p.file.clone(),
+                    *span,
+                ));
             }
             if let Some(t) = &def.input.value.topic {
                 let name = match &t.value {
                     OrShort::Short(s) => s.clone(),
                     OrShort::Full(f) => f.name.value.clone(),
                 };
-                consumers.push((name, pipeline.name.clone(), pipeline.input_schema.clone(), p.file.clone(), t.span));
+                consumers.push((
+                    name,
+                    pipeline.name.clone(),
+                    pipeline.input_schema.clone(),
+                    p.file.clone(),
+                    t.span,
+                ));
             }
             out.insert(pipeline.name.clone(), pipeline);
         }
@@ -251,7 +329,8 @@ fn check_pipeline(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, def: &PipelineFile) -> 
     let mut ty = Ty::Any;
     if let Some(s) = &input.schema {
         ty = if schema_ref(l, &file, s, ctx.schemas) {
-            ctx.depends_on.extend(ctx.schemas.get(&s.value).map(|e| e.file.clone()));
+            ctx.depends_on
+                .extend(ctx.schemas.get(&s.value).map(|e| e.file.clone()));
             Ty::known(&s.value, &file, s.span, "the input's `schema`")
         } else {
             Ty::Poison
@@ -272,8 +351,11 @@ fn check_pipeline(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, def: &PipelineFile) -> 
         if let Some(r) = &policy.value.retry {
             if r.value.attempts.value == 0 {
                 l.push(
-                    Diagnostic::error(Code::InvalidValue, "`attempts` counts the first try too: it must be at least 1")
-                        .at(&file, r.value.attempts.span),
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        "`attempts` counts the first try too: it must be at least 1",
+                    )
+                    .at(&file, r.value.attempts.span),
                 );
                 ok = false;
             }
@@ -281,8 +363,11 @@ fn check_pipeline(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, def: &PipelineFile) -> 
                 && i.value.0 > m.value.0
             {
                 l.push(
-                    Diagnostic::error(Code::InvalidValue, "the initial retry delay is longer than `max`")
-                        .at(&file, i.span),
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        "the initial retry delay is longer than `max`",
+                    )
+                    .at(&file, i.span),
                 );
                 ok = false;
             }
@@ -299,7 +384,8 @@ fn check_pipeline(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, def: &PipelineFile) -> 
                     ok = false;
                 }
                 OrShort::Full(o) => {
-                    let one = Spanned::new(OneOrMany(vec![Spanned::new(o.clone(), dl.span)]), dl.span);
+                    let one =
+                        Spanned::new(OneOrMany(vec![Spanned::new(o.clone(), dl.span)]), dl.span);
                     ok &= check_outputs(l, ctx, &one, &Ty::Any).1;
                 }
             }
@@ -309,10 +395,15 @@ fn check_pipeline(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, def: &PipelineFile) -> 
     for t in &def.tests {
         test_input(l, &file, &t.value.input);
         let e = &t.value.expect.value;
-        let given = [e.output.is_some(), e.outputs.is_some(), e.dropped == Some(true), e.error.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let given = [
+            e.output.is_some(),
+            e.outputs.is_some(),
+            e.dropped == Some(true),
+            e.error.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if given > 1 {
             l.push(
                 Diagnostic::error(
@@ -337,13 +428,20 @@ fn check_pipeline(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, def: &PipelineFile) -> 
         {
             let known: Vec<&str> = ctx.route_names.iter().map(String::as_str).collect();
             l.push(
-                Diagnostic::error(Code::InvalidValue, format!("no switch case is named `{}`", route.value))
-                    .at(&file, route.span)
-                    .with_help(match crate::suggest::did_you_mean(&route.value, known.iter().copied()) {
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    format!("no switch case is named `{}`", route.value),
+                )
+                .at(&file, route.span)
+                .with_help(
+                    match crate::suggest::did_you_mean(&route.value, known.iter().copied()) {
                         Some(b) => format!("did you mean `{b}`?"),
-                        None if known.is_empty() => "this pipeline has no named switch cases".to_string(),
+                        None if known.is_empty() => {
+                            "this pipeline has no named switch cases".to_string()
+                        }
                         None => format!("named cases: {}", known.join(", ")),
-                    }),
+                    },
+                ),
             );
         }
     }
@@ -371,17 +469,23 @@ fn check_input_settings(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, input: &Input) {
         let path = &h.value.path;
         if !path.value.starts_with('/') {
             l.push(
-                Diagnostic::error(Code::InvalidValue, format!("HTTP path `{}` must start with `/`", path.value))
-                    .at(&file, path.span),
+                Diagnostic::error(
+                    Code::InvalidValue,
+                    format!("HTTP path `{}` must start with `/`", path.value),
+                )
+                .at(&file, path.span),
             );
         }
         for m in &h.value.methods {
             const METHODS: &[&str] = &["POST", "PUT", "PATCH", "GET", "DELETE"];
             if !METHODS.contains(&m.value.to_ascii_uppercase().as_str()) {
                 l.push(
-                    Diagnostic::error(Code::InvalidValue, format!("unknown HTTP method `{}`", m.value))
-                        .at(&file, m.span)
-                        .with_help(format!("one of: {}", METHODS.join(", "))),
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        format!("unknown HTTP method `{}`", m.value),
+                    )
+                    .at(&file, m.span)
+                    .with_help(format!("one of: {}", METHODS.join(", "))),
                 );
             }
         }
@@ -389,19 +493,29 @@ fn check_input_settings(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, input: &Input) {
             let hm = &v.value.hmac_sha256.value;
             if hm.signed == crate::model::pipeline::Signed::UrlAndBody && hm.url.is_none() {
                 l.push(
-                    Diagnostic::error(Code::MissingKey, "`signed: url_and_body` needs the public `url` the platform signs")
-                        .at(&file, v.value.hmac_sha256.span),
+                    Diagnostic::error(
+                        Code::MissingKey,
+                        "`signed: url_and_body` needs the public `url` the platform signs",
+                    )
+                    .at(&file, v.value.hmac_sha256.span),
                 );
             }
             if hm.secret.value.trim().is_empty() {
-                l.push(Diagnostic::error(Code::InvalidValue, "the HMAC secret is empty").at(&file, hm.secret.span));
+                l.push(
+                    Diagnostic::error(Code::InvalidValue, "the HMAC secret is empty")
+                        .at(&file, hm.secret.span),
+                );
             }
         }
     }
     if let Some(s) = &input.schedule {
         match (&s.value.every, &s.value.cron) {
             (None, None) | (Some(_), Some(_)) => l.push(
-                Diagnostic::error(Code::ConnectorCount, "a schedule needs exactly one of `every` or `cron`").at(&file, s.span),
+                Diagnostic::error(
+                    Code::ConnectorCount,
+                    "a schedule needs exactly one of `every` or `cron`",
+                )
+                .at(&file, s.span),
             ),
             (None, Some(c)) => {
                 let fields = c.value.split_whitespace().count();
@@ -414,7 +528,8 @@ fn check_input_settings(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, input: &Input) {
                 }
             }
             (Some(e), None) if e.value.0.is_zero() => l.push(
-                Diagnostic::error(Code::InvalidValue, "`every` must be longer than zero").at(&file, e.span),
+                Diagnostic::error(Code::InvalidValue, "`every` must be longer than zero")
+                    .at(&file, e.span),
             ),
             _ => {}
         }
@@ -424,7 +539,13 @@ fn check_input_settings(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, input: &Input) {
         && let Some(d) = &csv.delimiter
         && d.chars().count() != 1
     {
-        l.push(Diagnostic::error(Code::InvalidValue, format!("CSV delimiter `{d}` must be one character")).at(&file, f.span));
+        l.push(
+            Diagnostic::error(
+                Code::InvalidValue,
+                format!("CSV delimiter `{d}` must be one character"),
+            )
+            .at(&file, f.span),
+        );
     }
 }
 
@@ -447,9 +568,12 @@ fn check_steps(
                     OrShort::Full(f) => f.schema.clone(),
                 };
                 if schema_ref(l, &file, &schema, ctx.schemas) {
-                    ctx.depends_on.extend(ctx.schemas.get(&schema.value).map(|e| e.file.clone()));
+                    ctx.depends_on
+                        .extend(ctx.schemas.get(&schema.value).map(|e| e.file.clone()));
                     ty = Ty::known(&schema.value, &file, schema.span, format!("{label}"));
-                    Some(Step::Validate { schema: schema.value })
+                    Some(Step::Validate {
+                        schema: schema.value,
+                    })
                 } else {
                     ty = Ty::Poison;
                     None
@@ -469,14 +593,44 @@ fn check_steps(
                                 .filter_map(|id| ctx.schemas.get(id).map(|e| e.file.clone())),
                         );
                         if let Some(f) = &mapping.def.rhai_file {
-                            ctx.depends_on.insert(f.value.trim_start_matches("./").to_string());
+                            ctx.depends_on
+                                .insert(f.value.trim_start_matches("./").to_string());
                         }
-                        expect_schema(l, &file, &ty, &mapping.from, name.span, &format!("{label} `map: {}`", name.value), Some((&mapping.file, mapping.def.from.span, format!("mapping `{}` declares `from: {}`", name.value, mapping.from))));
-                        ty = Ty::known(&mapping.to, &file, name.span, format!("{label} `map: {}`", name.value));
-                        Some(Step::Map { mapping: name.value.clone() })
+                        expect_schema(
+                            l,
+                            &file,
+                            &ty,
+                            &mapping.from,
+                            name.span,
+                            &format!("{label} `map: {}`", name.value),
+                            Some((
+                                &mapping.file,
+                                mapping.def.from.span,
+                                format!(
+                                    "mapping `{}` declares `from: {}`",
+                                    name.value, mapping.from
+                                ),
+                            )),
+                        );
+                        ty = Ty::known(
+                            &mapping.to,
+                            &file,
+                            name.span,
+                            format!("{label} `map: {}`", name.value),
+                        );
+                        Some(Step::Map {
+                            mapping: name.value.clone(),
+                        })
                     }
                     None => {
-                        unknown_name(l, &file, &name, "mapping", Code::UnknownMapping, ctx.mappings.keys().map(String::as_str));
+                        unknown_name(
+                            l,
+                            &file,
+                            &name,
+                            "mapping",
+                            Code::UnknownMapping,
+                            ctx.mappings.keys().map(String::as_str),
+                        );
                         ty = Ty::Poison;
                         None
                     }
@@ -487,22 +641,29 @@ fn check_steps(
                     OrShort::Short(s) => Spanned::new(s.clone(), f.span),
                     OrShort::Full(full) => full.condition.clone(),
                 };
-                l.jmespath(&file, &text, &cond).map(|condition| Step::Filter { condition })
+                l.jmespath(&file, &text, &cond)
+                    .map(|condition| Step::Filter { condition })
             }
             StepKind::Switch(s) => {
                 let mut cases = Vec::new();
                 let mut continuing: Vec<(Ty, Span)> = Vec::new();
                 let mut case_ok = true;
                 if s.value.cases.is_empty() {
-                    l.push(Diagnostic::error(Code::MissingKey, "a switch needs at least one case").at(&file, s.span));
+                    l.push(
+                        Diagnostic::error(Code::MissingKey, "a switch needs at least one case")
+                            .at(&file, s.span),
+                    );
                     case_ok = false;
                 }
                 for case in &s.value.cases {
                     if case.value.when.is_none() {
                         l.push(
-                            Diagnostic::error(Code::MissingKey, "missing key `when`: every case needs a condition")
-                                .at(&file, case.span)
-                                .with_help("use `default:` for messages no case matches"),
+                            Diagnostic::error(
+                                Code::MissingKey,
+                                "missing key `when`: every case needs a condition",
+                            )
+                            .at(&file, case.span)
+                            .with_help("use `default:` for messages no case matches"),
                         );
                         case_ok = false;
                     }
@@ -519,7 +680,10 @@ fn check_steps(
                 let default = match &s.value.default {
                     Some(d) => {
                         if let Some(w) = &d.value.when {
-                            l.push(Diagnostic::error(Code::InvalidValue, "`default` takes no `when`").at(&file, w.span));
+                            l.push(
+                                Diagnostic::error(Code::InvalidValue, "`default` takes no `when`")
+                                    .at(&file, w.span),
+                            );
                             case_ok = false;
                         }
                         match check_case(l, ctx, &d.value, ty.clone()) {
@@ -541,7 +705,10 @@ fn check_steps(
                     }
                 };
                 // Messages that leave the switch by different branches must agree on their schema.
-                let known: Vec<(&str, Span)> = continuing.iter().filter_map(|(t, s)| t.id().map(|id| (id, *s))).collect();
+                let known: Vec<(&str, Span)> = continuing
+                    .iter()
+                    .filter_map(|(t, s)| t.id().map(|id| (id, *s)))
+                    .collect();
                 if let Some((first, first_span)) = known.first()
                     && let Some((other, other_span)) = known.iter().find(|(id, _)| id != first)
                 {
@@ -562,13 +729,19 @@ fn check_steps(
                 } else {
                     continuing.into_iter().next().map_or(Ty::Any, |(t, _)| t)
                 };
-                case_ok.then_some(Step::Switch { mode: s.value.mode, cases, default })
+                case_ok.then_some(Step::Switch {
+                    mode: s.value.mode,
+                    cases,
+                    default,
+                })
             }
             StepKind::Split(s) => {
                 let path = l.jmespath(&file, &text, &s.value.path);
                 let schema = optional_schema(l, ctx, &s.value.schema);
                 ty = match &s.value.schema {
-                    Some(id) if schema.is_some() => Ty::known(&id.value, &file, id.span, label.clone()),
+                    Some(id) if schema.is_some() => {
+                        Ty::known(&id.value, &file, id.span, label.clone())
+                    }
                     Some(_) => Ty::Poison,
                     None => Ty::Any,
                 };
@@ -578,23 +751,34 @@ fn check_steps(
                 let v = &b.value;
                 if v.count.is_none() && v.window.is_none() {
                     l.push(
-                        Diagnostic::error(Code::MissingKey, "a batch needs `count`, `window`, or both")
-                            .at(&file, b.span)
-                            .with_help("e.g. `batch: { count: 500, window: 5s }` for POS micro-batches"),
+                        Diagnostic::error(
+                            Code::MissingKey,
+                            "a batch needs `count`, `window`, or both",
+                        )
+                        .at(&file, b.span)
+                        .with_help(
+                            "e.g. `batch: { count: 500, window: 5s }` for POS micro-batches",
+                        ),
                     );
                 }
                 if let Some(c) = &v.count
                     && c.value == 0
                 {
-                    l.push(Diagnostic::error(Code::InvalidValue, "`count` must be at least 1").at(&file, c.span));
+                    l.push(
+                        Diagnostic::error(Code::InvalidValue, "`count` must be at least 1")
+                            .at(&file, c.span),
+                    );
                 }
                 let schema = optional_schema(l, ctx, &v.schema);
                 ty = match &v.schema {
-                    Some(id) if schema.is_some() => Ty::known(&id.value, &file, id.span, label.clone()),
+                    Some(id) if schema.is_some() => {
+                        Ty::known(&id.value, &file, id.span, label.clone())
+                    }
                     Some(_) => Ty::Poison,
                     None => Ty::Any,
                 };
-                let valid = (v.count.is_some() || v.window.is_some()) && v.count.as_ref().is_none_or(|c| c.value > 0);
+                let valid = (v.count.is_some() || v.window.is_some())
+                    && v.count.as_ref().is_none_or(|c| c.value > 0);
                 valid.then(|| Step::Batch {
                     count: v.count.as_ref().map(|c| c.value),
                     window: v.window.as_ref().map(|w| w.value.0),
@@ -604,10 +788,16 @@ fn check_steps(
             StepKind::Dedupe(d) => {
                 let key = l.jmespath(&file, &text, &d.value.key);
                 if d.value.ttl.value.0.is_zero() {
-                    l.push(Diagnostic::error(Code::InvalidValue, "`ttl` must be longer than zero").at(&file, d.value.ttl.span));
+                    l.push(
+                        Diagnostic::error(Code::InvalidValue, "`ttl` must be longer than zero")
+                            .at(&file, d.value.ttl.span),
+                    );
                 }
                 key.filter(|_| !d.value.ttl.value.0.is_zero())
-                    .map(|key| Step::Dedupe { key, ttl: d.value.ttl.value.0 })
+                    .map(|key| Step::Dedupe {
+                        key,
+                        ttl: d.value.ttl.value.0,
+                    })
             }
             StepKind::Metadata(m) => {
                 let mut set = Vec::new();
@@ -620,7 +810,12 @@ fn check_steps(
                 }
                 m_ok.then(|| Step::Metadata {
                     set,
-                    copy: m.value.copy.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect(),
+                    copy: m
+                        .value
+                        .copy
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.value.clone()))
+                        .collect(),
                     remove: m.value.remove.clone(),
                 })
             }
@@ -629,31 +824,53 @@ fn check_steps(
                 let script = match (&v.rhai, &v.file) {
                     (Some(r), None) => l.rhai_inline(&file, &text, r),
                     (None, Some(f)) => {
-                        ctx.depends_on.insert(f.value.trim_start_matches("./").to_string());
+                        ctx.depends_on
+                            .insert(f.value.trim_start_matches("./").to_string());
                         l.rhai_file(&file, f)
                     }
                     _ => {
-                        l.push(Diagnostic::error(Code::ConnectorCount, "a script needs exactly one of `rhai` or `file`").at(&file, s.span));
+                        l.push(
+                            Diagnostic::error(
+                                Code::ConnectorCount,
+                                "a script needs exactly one of `rhai` or `file`",
+                            )
+                            .at(&file, s.span),
+                        );
                         None
                     }
                 };
                 let produces = optional_schema(l, ctx, &v.produces);
                 if let Some(p) = &v.produces {
-                    ty = if produces.is_some() { Ty::known(&p.value, &file, p.span, label.clone()) } else { Ty::Poison };
+                    ty = if produces.is_some() {
+                        Ty::known(&p.value, &file, p.span, label.clone())
+                    } else {
+                        Ty::Poison
+                    };
                 }
                 script.map(|script| Step::Script { script, produces })
             }
             StepKind::Plugin(p) => {
                 let v = &p.value;
-                let function = v.function.as_ref().map_or("process".to_string(), |f| f.value.clone());
+                let function = v
+                    .function
+                    .as_ref()
+                    .map_or("process".to_string(), |f| f.value.clone());
                 let found = match ctx.plugins.get(&v.module.value) {
                     None => {
-                        unknown_name(l, &file, &v.module, "plugin module", Code::UnknownPlugin, ctx.plugins.keys().map(String::as_str));
+                        unknown_name(
+                            l,
+                            &file,
+                            &v.module,
+                            "plugin module",
+                            Code::UnknownPlugin,
+                            ctx.plugins.keys().map(String::as_str),
+                        );
                         false
                     }
                     Some(plugin) => {
                         ctx.depends_on.insert(plugin.file.clone());
-                        let has = plugin.script.has_fn(&function, 1) || plugin.script.has_fn(&function, 2);
+                        let has = plugin.script.has_fn(&function, 1)
+                            || plugin.script.has_fn(&function, 2);
                         if !has {
                             let span = v.function.as_ref().map_or(v.module.span, |f| f.span);
                             l.push(
@@ -670,9 +887,18 @@ fn check_steps(
                 };
                 let produces = optional_schema(l, ctx, &v.produces);
                 if let Some(pr) = &v.produces {
-                    ty = if produces.is_some() { Ty::known(&pr.value, &file, pr.span, label.clone()) } else { Ty::Poison };
+                    ty = if produces.is_some() {
+                        Ty::known(&pr.value, &file, pr.span, label.clone())
+                    } else {
+                        Ty::Poison
+                    };
                 }
-                found.then(|| Step::Plugin { module: v.module.value.clone(), function, with: v.with.clone(), produces })
+                found.then(|| Step::Plugin {
+                    module: v.module.value.clone(),
+                    function,
+                    with: v.with.clone(),
+                    produces,
+                })
             }
             StepKind::Reserve(r) => {
                 let v = &r.value;
@@ -680,8 +906,18 @@ fn check_steps(
                 let qty = l.jmespath(&file, &text, &v.qty);
                 let location = v.location.as_ref().map(|e| l.jmespath(&file, &text, e));
                 match (sku, qty, location) {
-                    (Some(sku), Some(qty), None) => Some(Step::Reserve { sku, qty, location: None, on_short: v.on_short }),
-                    (Some(sku), Some(qty), Some(Some(loc))) => Some(Step::Reserve { sku, qty, location: Some(loc), on_short: v.on_short }),
+                    (Some(sku), Some(qty), None) => Some(Step::Reserve {
+                        sku,
+                        qty,
+                        location: None,
+                        on_short: v.on_short,
+                    }),
+                    (Some(sku), Some(qty), Some(Some(loc))) => Some(Step::Reserve {
+                        sku,
+                        qty,
+                        location: Some(loc),
+                        on_short: v.on_short,
+                    }),
                     _ => None,
                 }
             }
@@ -705,7 +941,13 @@ fn check_case(
     if let Some(n) = &case.name
         && !ctx.route_names.insert(n.value.clone())
     {
-        l.push(Diagnostic::error(Code::DuplicateName, format!("two switch cases are named `{}`", n.value)).at(&file, n.span));
+        l.push(
+            Diagnostic::error(
+                Code::DuplicateName,
+                format!("two switch cases are named `{}`", n.value),
+            )
+            .at(&file, n.span),
+        );
     }
     let when = match &case.when {
         Some(w) => Some(l.jmespath(&file, &text, w)?),
@@ -718,7 +960,12 @@ fn check_case(
     };
     (steps_ok && outputs_ok).then(|| {
         (
-            SwitchCaseDef { name: case.name.as_ref().map(|n| n.value.clone()), when, steps, outputs },
+            SwitchCaseDef {
+                name: case.name.as_ref().map(|n| n.value.clone()),
+                when,
+                steps,
+                outputs,
+            },
             end,
         )
     })
@@ -735,7 +982,9 @@ fn check_outputs(
     let mut defs = Vec::new();
     let mut ok = true;
     if outputs.value.0.is_empty() {
-        l.push(Diagnostic::error(Code::MissingKey, "the output list is empty").at(&file, outputs.span));
+        l.push(
+            Diagnostic::error(Code::MissingKey, "the output list is empty").at(&file, outputs.span),
+        );
         return (defs, false);
     }
     for o in &outputs.value.0 {
@@ -746,7 +995,9 @@ fn check_outputs(
                 l.push(
                     Diagnostic::error(Code::ConnectorCount, "this output names no connector")
                         .at(&file, o.span)
-                        .with_help("add one of `topic`, `amqp`, `http`, `file`, `stdout`, `pipeline`"),
+                        .with_help(
+                            "add one of `topic`, `amqp`, `http`, `file`, `stdout`, `pipeline`",
+                        ),
                 );
                 ok = false;
                 continue;
@@ -755,11 +1006,16 @@ fn check_outputs(
                 l.push(
                     Diagnostic::error(
                         Code::ConnectorCount,
-                        format!("this output names {} connectors; write one list item per output", kinds.len()),
+                        format!(
+                            "this output names {} connectors; write one list item per output",
+                            kinds.len()
+                        ),
                     )
                     .at(&file, *span)
                     .with_label(format!("second connector `{second}`"))
-                    .with_help("`output:` takes a list for fan-out: `output: [{topic: a}, {http: {...}}]`"),
+                    .with_help(
+                        "`output:` takes a list for fan-out: `output: [{topic: a}, {http: {...}}]`",
+                    ),
                 );
                 ok = false;
                 continue;
@@ -768,40 +1024,60 @@ fn check_outputs(
         let mut schema = None;
         if let Some(s) = &o.value.schema {
             if schema_ref(l, &file, s, ctx.schemas) {
-                ctx.depends_on.extend(ctx.schemas.get(&s.value).map(|e| e.file.clone()));
-                expect_schema(l, &file, ty, &s.value, s.span, &format!("the `{kind}` output"), None);
+                ctx.depends_on
+                    .extend(ctx.schemas.get(&s.value).map(|e| e.file.clone()));
+                expect_schema(
+                    l,
+                    &file,
+                    ty,
+                    &s.value,
+                    s.span,
+                    &format!("the `{kind}` output"),
+                    None,
+                );
                 schema = Some(s.value.clone());
             } else {
                 ok = false;
             }
         }
         let mut templates = BTreeMap::new();
-        let mut template = |l: &mut Loader<'_>, t: &Spanned<String>| {
-            match template_parts(&t.value) {
-                Ok(parts) => {
-                    for (expr, char_offset) in parts {
-                        match JmesPath::compile(&expr) {
-                            Ok(c) => {
-                                templates.insert(expr, c);
-                            }
-                            Err(err) => {
-                                let at = yaml::value_offset_to_source(&text, t.span.start, &t.value, char_offset + err.char_offset);
-                                l.push(
-                                    Diagnostic::error(Code::JmespathSyntax, format!("invalid JMESPath in template: {}", err.message))
-                                        .at(&file, Span::new(at, at + 1))
-                                        .with_label(err.message),
-                                );
-                                return false;
-                            }
+        let mut template = |l: &mut Loader<'_>, t: &Spanned<String>| match template_parts(&t.value)
+        {
+            Ok(parts) => {
+                for (expr, char_offset) in parts {
+                    match JmesPath::compile(&expr) {
+                        Ok(c) => {
+                            templates.insert(expr, c);
+                        }
+                        Err(err) => {
+                            let at = yaml::value_offset_to_source(
+                                &text,
+                                t.span.start,
+                                &t.value,
+                                char_offset + err.char_offset,
+                            );
+                            l.push(
+                                Diagnostic::error(
+                                    Code::JmespathSyntax,
+                                    format!("invalid JMESPath in template: {}", err.message),
+                                )
+                                .at(&file, Span::new(at, at + 1))
+                                .with_label(err.message),
+                            );
+                            return false;
                         }
                     }
-                    true
                 }
-                Err(err) => {
-                    let at = yaml::value_offset_to_source(&text, t.span.start, &t.value, err.char_offset);
-                    l.push(Diagnostic::error(Code::JmespathSyntax, err.message).at(&file, Span::new(at, at + 2)));
-                    false
-                }
+                true
+            }
+            Err(err) => {
+                let at =
+                    yaml::value_offset_to_source(&text, t.span.start, &t.value, err.char_offset);
+                l.push(
+                    Diagnostic::error(Code::JmespathSyntax, err.message)
+                        .at(&file, Span::new(at, at + 2)),
+                );
+                false
             }
         };
         let v = &o.value;
@@ -811,7 +1087,8 @@ fn check_outputs(
                 OrShort::Full(f) => f.name.clone(),
             };
             ok &= template(l, &name);
-            ctx.publishes.push((name.value.clone(), ty.id().map(str::to_string), name.span));
+            ctx.publishes
+                .push((name.value.clone(), ty.id().map(str::to_string), name.span));
         }
         if let Some(a) = &v.amqp
             && let Some(rk) = &a.value.routing_key
@@ -827,16 +1104,25 @@ fn check_outputs(
                 const METHODS: &[&str] = &["POST", "PUT", "PATCH", "GET", "DELETE"];
                 if !METHODS.contains(&m.value.to_ascii_uppercase().as_str()) {
                     l.push(
-                        Diagnostic::error(Code::InvalidValue, format!("unknown HTTP method `{}`", m.value))
-                            .at(&file, m.span)
-                            .with_help(format!("one of: {}", METHODS.join(", "))),
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            format!("unknown HTTP method `{}`", m.value),
+                        )
+                        .at(&file, m.span)
+                        .with_help(format!("one of: {}", METHODS.join(", "))),
                     );
                     ok = false;
                 }
             }
             for code in h.value.success.iter().chain(&h.value.retry_on) {
                 if !(100..=599).contains(code) {
-                    l.push(Diagnostic::error(Code::InvalidValue, format!("`{code}` is not an HTTP status code")).at(&file, h.span));
+                    l.push(
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            format!("`{code}` is not an HTTP status code"),
+                        )
+                        .at(&file, h.span),
+                    );
                     ok = false;
                 }
             }
@@ -844,10 +1130,29 @@ fn check_outputs(
                 match ctx.mappings.get(&m.value) {
                     Some(mapping) => {
                         ctx.depends_on.insert(mapping.file.clone());
-                        expect_schema(l, &file, ty, &mapping.from, m.span, &format!("the HTTP body mapping `{}`", m.value), Some((&mapping.file, mapping.def.from.span, format!("mapping `{}` declares `from: {}`", m.value, mapping.from))));
+                        expect_schema(
+                            l,
+                            &file,
+                            ty,
+                            &mapping.from,
+                            m.span,
+                            &format!("the HTTP body mapping `{}`", m.value),
+                            Some((
+                                &mapping.file,
+                                mapping.def.from.span,
+                                format!("mapping `{}` declares `from: {}`", m.value, mapping.from),
+                            )),
+                        );
                     }
                     None => {
-                        unknown_name(l, &file, m, "mapping", Code::UnknownMapping, ctx.mappings.keys().map(String::as_str));
+                        unknown_name(
+                            l,
+                            &file,
+                            m,
+                            "mapping",
+                            Code::UnknownMapping,
+                            ctx.mappings.keys().map(String::as_str),
+                        );
                         ok = false;
                     }
                 }
@@ -859,7 +1164,14 @@ fn check_outputs(
         if let Some(p) = &v.pipeline {
             match ctx.pipelines.get(&p.value) {
                 None => {
-                    unknown_name(l, &file, p, "pipeline", Code::UnknownPipeline, ctx.pipelines.keys().map(String::as_str));
+                    unknown_name(
+                        l,
+                        &file,
+                        p,
+                        "pipeline",
+                        Code::UnknownPipeline,
+                        ctx.pipelines.keys().map(String::as_str),
+                    );
                     ok = false;
                 }
                 Some(head) => {
@@ -880,12 +1192,29 @@ fn check_outputs(
                         );
                         ok = false;
                     } else if let Some(target) = &head.input_schema {
-                        expect_schema(l, &file, ty, target, p.span, &format!("pipeline `{}`", p.value), Some((&head.file, head.span, format!("pipeline `{}` declares `input.schema: {target}`", p.value))));
+                        expect_schema(
+                            l,
+                            &file,
+                            ty,
+                            target,
+                            p.span,
+                            &format!("pipeline `{}`", p.value),
+                            Some((
+                                &head.file,
+                                head.span,
+                                format!("pipeline `{}` declares `input.schema: {target}`", p.value),
+                            )),
+                        );
                     }
                 }
             }
         }
-        defs.push(OutputDef { kind, def: o.value.clone(), schema, templates });
+        defs.push(OutputDef {
+            kind,
+            def: o.value.clone(),
+            schema,
+            templates,
+        });
     }
     (defs, ok)
 }
@@ -933,7 +1262,12 @@ fn expect_schema(
 }
 
 /// Checks a schema reference: a well-formed id that the registry knows.
-pub(crate) fn schema_ref(l: &mut Loader<'_>, file: &str, r: &Spanned<String>, schemas: &SchemaRegistry) -> bool {
+pub(crate) fn schema_ref(
+    l: &mut Loader<'_>,
+    file: &str,
+    r: &Spanned<String>,
+    schemas: &SchemaRegistry,
+) -> bool {
     if let Err(msg) = SchemaId::parse(&r.value) {
         l.push(Diagnostic::error(Code::SchemaId, msg).at(file, r.span));
         return false;
@@ -942,23 +1276,35 @@ pub(crate) fn schema_ref(l: &mut Loader<'_>, file: &str, r: &Spanned<String>, sc
         return true;
     }
     l.push(
-        Diagnostic::error(Code::UnknownSchema, format!("no schema has the id `{}`", r.value))
-            .at(file, r.span)
-            .with_help_opt(schemas.nearest_help(&r.value).or_else(|| {
-                Some(format!(
-                    "add `schemas/{}.json`",
-                    r.value.replacen('.', "/", r.value.matches('.').count().saturating_sub(1).max(1))
-                ))
-            })),
+        Diagnostic::error(
+            Code::UnknownSchema,
+            format!("no schema has the id `{}`", r.value),
+        )
+        .at(file, r.span)
+        .with_help_opt(schemas.nearest_help(&r.value).or_else(|| {
+            Some(format!(
+                "add `schemas/{}.json`",
+                r.value.replacen(
+                    '.',
+                    "/",
+                    r.value.matches('.').count().saturating_sub(1).max(1)
+                )
+            ))
+        })),
     );
     false
 }
 
-fn optional_schema(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, r: &Option<Spanned<String>>) -> Option<String> {
+fn optional_schema(
+    l: &mut Loader<'_>,
+    ctx: &mut Ctx<'_>,
+    r: &Option<Spanned<String>>,
+) -> Option<String> {
     let r = r.as_ref()?;
     let file = ctx.file.clone();
     if schema_ref(l, &file, r, ctx.schemas) {
-        ctx.depends_on.extend(ctx.schemas.get(&r.value).map(|e| e.file.clone()));
+        ctx.depends_on
+            .extend(ctx.schemas.get(&r.value).map(|e| e.file.clone()));
         Some(r.value.clone())
     } else {
         None
@@ -977,7 +1323,15 @@ fn unknown_name<'a>(
         Some(best) => Some(format!("did you mean `{best}`?")),
         None => {
             let near = crate::suggest::nearest(&name.value, known, 3);
-            (!near.is_empty()).then(|| format!("known: {}", near.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")))
+            (!near.is_empty()).then(|| {
+                format!(
+                    "known: {}",
+                    near.iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
         }
     };
     l.push(
@@ -998,7 +1352,11 @@ pub(crate) fn test_input(l: &mut Loader<'_>, file: &str, input: &Spanned<OrShort
                 l.require_file(file, f);
             }
             _ => l.push(
-                Diagnostic::error(Code::ConnectorCount, "a test input needs exactly one of `body` or `file`").at(file, input.span),
+                Diagnostic::error(
+                    Code::ConnectorCount,
+                    "a test input needs exactly one of `body` or `file`",
+                )
+                .at(file, input.span),
             ),
         },
     }
@@ -1010,7 +1368,13 @@ pub(crate) fn expected_body(l: &mut Loader<'_>, file: &str, b: &ExpectedBody, sp
         (None, Some(f)) => {
             l.require_file(file, f);
         }
-        _ => l.push(Diagnostic::error(Code::ConnectorCount, "an expected body needs exactly one of `body` or `file`").at(file, span)),
+        _ => l.push(
+            Diagnostic::error(
+                Code::ConnectorCount,
+                "an expected body needs exactly one of `body` or `file`",
+            )
+            .at(file, span),
+        ),
     }
 }
 
@@ -1055,19 +1419,34 @@ pub(crate) fn recover_pipeline_errors(l: &mut Loader<'_>, file: &str, node: &Nod
             l.push(
                 Diagnostic::error(Code::UnknownKey, format!("unknown key `{key}`"))
                     .at(file, k.span)
-                    .with_help_opt(crate::suggest::did_you_mean(key, PIPELINE_KEYS.iter().copied()).map(|b| format!("did you mean `{b}`?"))),
+                    .with_help_opt(
+                        crate::suggest::did_you_mean(key, PIPELINE_KEYS.iter().copied())
+                            .map(|b| format!("did you mean `{b}`?")),
+                    ),
             );
         }
     }
     for required in ["pipeline", "input", "output"] {
         if node.get(required).is_none() {
-            l.push(Diagnostic::error(Code::MissingKey, format!("missing key `{required}`")).at(file, node.span));
+            l.push(
+                Diagnostic::error(Code::MissingKey, format!("missing key `{required}`"))
+                    .at(file, node.span),
+            );
         }
     }
 }
 
 /// Top-level keys of a pipeline file (checked against the generated schema by a test).
-pub const PIPELINE_KEYS: &[&str] = &["pipeline", "version", "description", "input", "steps", "output", "on_error", "tests"];
+pub const PIPELINE_KEYS: &[&str] = &[
+    "pipeline",
+    "version",
+    "description",
+    "input",
+    "steps",
+    "output",
+    "on_error",
+    "tests",
+];
 
 fn report_cycles(l: &mut Loader<'_>, graph: &BTreeMap<String, Vec<(String, String, Span)>>) {
     // Iterative DFS with colours; each cycle is reported once, at the edge that closes it.
@@ -1087,7 +1466,8 @@ fn report_cycles(l: &mut Loader<'_>, graph: &BTreeMap<String, Vec<(String, Strin
                 match state.get(target.as_str()) {
                     Some(1) => {
                         let pos = stack.iter().position(|(n, _)| *n == target).unwrap_or(0);
-                        let mut cycle: Vec<String> = stack[pos..].iter().map(|(n, _)| n.to_string()).collect();
+                        let mut cycle: Vec<String> =
+                            stack[pos..].iter().map(|(n, _)| n.to_string()).collect();
                         let mut key = cycle.clone();
                         key.sort();
                         if reported.insert(key) {

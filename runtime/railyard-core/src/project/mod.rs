@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-pub use self::check::{Pipeline, Step, SwitchCaseDef, OutputDef};
+pub use self::check::{OutputDef, Pipeline, Step, SwitchCaseDef};
 pub use self::files::{Listing, MemFiles, ProjectFiles, ReadError};
 use crate::diag::{Code, Diagnostic, Severity, SourceText, Span};
 use crate::expr::{JmesPath, RhaiScript, rhai_engine};
@@ -113,7 +113,9 @@ fn set_path(target: &mut Value, path: &[String], v: Value) {
             map.insert(seg.clone(), v);
             return;
         }
-        cur = map.entry(seg.clone()).or_insert_with(|| Value::Object(Default::default()));
+        cur = map
+            .entry(seg.clone())
+            .or_insert_with(|| Value::Object(Default::default()));
     }
 }
 
@@ -214,7 +216,10 @@ impl Loader<'_> {
         let bytes = match self.files.read(path, limit) {
             Ok(b) => b,
             Err(ReadError::NotFound) => {
-                self.push(Diagnostic::error(Code::Io, format!("`{path}` does not exist")).at(path, Span::default()));
+                self.push(
+                    Diagnostic::error(Code::Io, format!("`{path}` does not exist"))
+                        .at(path, Span::default()),
+                );
                 return None;
             }
             Err(ReadError::TooLarge { size, limit }) => {
@@ -233,7 +238,10 @@ impl Loader<'_> {
                 return None;
             }
             Err(ReadError::Other(reason)) => {
-                self.push(Diagnostic::error(Code::Io, format!("cannot read `{path}`: {reason}")).at(path, Span::default()));
+                self.push(
+                    Diagnostic::error(Code::Io, format!("cannot read `{path}`: {reason}"))
+                        .at(path, Span::default()),
+                );
                 return None;
             }
         };
@@ -262,7 +270,9 @@ impl Loader<'_> {
             self.push(
                 Diagnostic::error(Code::NotUtf8, "file looks binary: it contains NUL bytes")
                     .at(path, Span::new(nul, nul + 1))
-                    .with_help("only text files belong in pipelines/, mappings/, schemas/ and plugins/"),
+                    .with_help(
+                        "only text files belong in pipelines/, mappings/, schemas/ and plugins/",
+                    ),
             );
             return None;
         }
@@ -295,7 +305,10 @@ impl Loader<'_> {
             self.push(
                 Diagnostic::error(
                     Code::InvalidValue,
-                    format!("expected a mapping at the top of the file, found {}", node.type_name()),
+                    format!(
+                        "expected a mapping at the top of the file, found {}",
+                        node.type_name()
+                    ),
                 )
                 .at(&src.path, node.span),
             );
@@ -303,10 +316,17 @@ impl Loader<'_> {
         }
         for m in crate::env::interpolate(&mut node, &src.text, self.options.env) {
             let (sev, msg) = if m.name.is_empty() {
-                (Severity::Error, "malformed `${env:...}` reference: the variable name is empty".to_string())
+                (
+                    Severity::Error,
+                    "malformed `${env:...}` reference: the variable name is empty".to_string(),
+                )
             } else {
                 (
-                    if self.options.strict_env { Severity::Error } else { Severity::Warning },
+                    if self.options.strict_env {
+                        Severity::Error
+                    } else {
+                        Severity::Warning
+                    },
                     format!("environment variable `{}` is not set", m.name),
                 )
             };
@@ -329,15 +349,24 @@ impl Loader<'_> {
 
     /// Compiles a JMESPath expression written in `file`, reporting a syntax error at the exact
     /// character.
-    pub(crate) fn jmespath(&mut self, file: &str, text: &str, e: &crate::Spanned<String>) -> Option<JmesPath> {
+    pub(crate) fn jmespath(
+        &mut self,
+        file: &str,
+        text: &str,
+        e: &crate::Spanned<String>,
+    ) -> Option<JmesPath> {
         match JmesPath::compile(&e.value) {
             Ok(c) => Some(c),
             Err(err) => {
-                let at = yaml::value_offset_to_source(text, e.span.start, &e.value, err.char_offset);
+                let at =
+                    yaml::value_offset_to_source(text, e.span.start, &e.value, err.char_offset);
                 self.push(
-                    Diagnostic::error(Code::JmespathSyntax, format!("invalid JMESPath: {}", err.message))
-                        .at(file, Span::new(at, at + 1))
-                        .with_label(err.message),
+                    Diagnostic::error(
+                        Code::JmespathSyntax,
+                        format!("invalid JMESPath: {}", err.message),
+                    )
+                    .at(file, Span::new(at, at + 1))
+                    .with_label(err.message),
                 );
                 None
             }
@@ -345,11 +374,17 @@ impl Loader<'_> {
     }
 
     /// Compiles inline Rhai written in `file`.
-    pub(crate) fn rhai_inline(&mut self, file: &str, text: &str, s: &crate::Spanned<String>) -> Option<RhaiScript> {
+    pub(crate) fn rhai_inline(
+        &mut self,
+        file: &str,
+        text: &str,
+        s: &crate::Spanned<String>,
+    ) -> Option<RhaiScript> {
         match RhaiScript::compile(&self.engine, &s.value) {
             Ok(c) => Some(c),
             Err(err) => {
-                let at = yaml::value_offset_to_source(text, s.span.start, &s.value, err.char_offset);
+                let at =
+                    yaml::value_offset_to_source(text, s.span.start, &s.value, err.char_offset);
                 self.push(
                     Diagnostic::error(Code::RhaiSyntax, format!("invalid Rhai: {}", err.message))
                         .at(file, Span::new(at, at + 1))
@@ -361,13 +396,20 @@ impl Loader<'_> {
     }
 
     /// Compiles a Rhai file referenced from `from_file` at `reference`.
-    pub(crate) fn rhai_file(&mut self, from_file: &str, reference: &crate::Spanned<String>) -> Option<RhaiScript> {
+    pub(crate) fn rhai_file(
+        &mut self,
+        from_file: &str,
+        reference: &crate::Spanned<String>,
+    ) -> Option<RhaiScript> {
         let path = reference.value.trim_start_matches("./").to_string();
         if self.files.read(&path, MAX_CONFIG_BYTES) == Err(ReadError::NotFound) {
             self.push(
-                Diagnostic::error(Code::MissingFile, format!("script file `{path}` does not exist"))
-                    .at(from_file, reference.span)
-                    .with_help("paths are relative to the project root, e.g. `mappings/order.rhai`"),
+                Diagnostic::error(
+                    Code::MissingFile,
+                    format!("script file `{path}` does not exist"),
+                )
+                .at(from_file, reference.span)
+                .with_help("paths are relative to the project root, e.g. `mappings/order.rhai`"),
             );
             return None;
         }
@@ -379,7 +421,11 @@ impl Loader<'_> {
         match RhaiScript::compile(&self.engine, &src.text) {
             Ok(c) => Some(c),
             Err(err) => {
-                let at = src.text.char_indices().nth(err.char_offset).map_or(src.text.len(), |(i, _)| i);
+                let at = src
+                    .text
+                    .char_indices()
+                    .nth(err.char_offset)
+                    .map_or(src.text.len(), |(i, _)| i);
                 self.push(
                     Diagnostic::error(Code::RhaiSyntax, format!("invalid Rhai: {}", err.message))
                         .at(&src.path, Span::new(at, at + 1))
@@ -391,7 +437,11 @@ impl Loader<'_> {
     }
 
     /// Checks that a project-relative data file (fixture) exists.
-    pub(crate) fn require_file(&mut self, from_file: &str, reference: &crate::Spanned<String>) -> bool {
+    pub(crate) fn require_file(
+        &mut self,
+        from_file: &str,
+        reference: &crate::Spanned<String>,
+    ) -> bool {
         let path = reference.value.trim_start_matches("./");
         match self.files.read(path, MAX_DATA_BYTES) {
             Ok(_) => true,
@@ -414,7 +464,10 @@ impl Loader<'_> {
                 false
             }
             Err(ReadError::Other(reason)) => {
-                self.push(Diagnostic::error(Code::Io, format!("cannot read `{path}`: {reason}")).at(from_file, reference.span));
+                self.push(
+                    Diagnostic::error(Code::Io, format!("cannot read `{path}`: {reason}"))
+                        .at(from_file, reference.span),
+                );
                 false
             }
         }
@@ -437,13 +490,25 @@ impl Loader<'_> {
     fn load_plugins(&mut self) -> BTreeMap<String, Plugin> {
         let mut plugins = BTreeMap::new();
         for path in self.list("plugins") {
-            let Some(name) = path.strip_prefix("plugins/").and_then(|p| p.strip_suffix(".rhai")) else {
+            let Some(name) = path
+                .strip_prefix("plugins/")
+                .and_then(|p| p.strip_suffix(".rhai"))
+            else {
                 continue;
             };
             let name = name.replace('/', "::");
-            let Some(src) = self.read_text(&path, MAX_CONFIG_BYTES) else { continue };
+            let Some(src) = self.read_text(&path, MAX_CONFIG_BYTES) else {
+                continue;
+            };
             if let Some(script) = self.compile_rhai_source(&src) {
-                plugins.insert(name.clone(), Plugin { name, file: path, script });
+                plugins.insert(
+                    name.clone(),
+                    Plugin {
+                        name,
+                        file: path,
+                        script,
+                    },
+                );
             }
         }
         plugins
@@ -455,8 +520,12 @@ impl Loader<'_> {
             if !is_yaml(&path) {
                 continue;
             }
-            let Some(src) = self.read_text(&path, MAX_CONFIG_BYTES) else { continue };
-            let Some(node) = self.parse_yaml(&src) else { continue };
+            let Some(src) = self.read_text(&path, MAX_CONFIG_BYTES) else {
+                continue;
+            };
+            let Some(node) = self.parse_yaml(&src) else {
+                continue;
+            };
             let def: MappingFile = match yaml::de::from_node(&node) {
                 Ok(d) => d,
                 Err(e) => {
@@ -464,12 +533,21 @@ impl Loader<'_> {
                     continue;
                 }
             };
-            let Some(mapping) = self.compile_mapping(&path, &src.text, def, schemas) else { continue };
+            let Some(mapping) = self.compile_mapping(&path, &src.text, def, schemas) else {
+                continue;
+            };
             if let Some(existing) = out.get(&mapping.name) {
                 self.push(
-                    Diagnostic::error(Code::DuplicateName, format!("mapping `{}` is defined twice", mapping.name))
-                        .at(&path, mapping.def.mapping.span)
-                        .with_related(&existing.file, existing.def.mapping.span, "first defined here"),
+                    Diagnostic::error(
+                        Code::DuplicateName,
+                        format!("mapping `{}` is defined twice", mapping.name),
+                    )
+                    .at(&path, mapping.def.mapping.span)
+                    .with_related(
+                        &existing.file,
+                        existing.def.mapping.span,
+                        "first defined here",
+                    ),
                 );
                 continue;
             }
@@ -478,7 +556,13 @@ impl Loader<'_> {
         out
     }
 
-    fn compile_mapping(&mut self, file: &str, text: &str, def: MappingFile, schemas: &SchemaRegistry) -> Option<Mapping> {
+    fn compile_mapping(
+        &mut self,
+        file: &str,
+        text: &str,
+        def: MappingFile,
+        schemas: &SchemaRegistry,
+    ) -> Option<Mapping> {
         check_name(self, file, &def.mapping, "mapping");
         let from_ok = check::schema_ref(self, file, &def.from, schemas);
         let to_ok = check::schema_ref(self, file, &def.to, schemas);
@@ -493,12 +577,17 @@ impl Loader<'_> {
         .collect();
         if given.len() != 1 {
             let msg = if given.is_empty() {
-                "a mapping needs a body: one of `jmespath`, `fields`, `rhai` or `rhai_file`".to_string()
+                "a mapping needs a body: one of `jmespath`, `fields`, `rhai` or `rhai_file`"
+                    .to_string()
             } else {
                 format!(
                     "a mapping has exactly one body, this one has {}: {}",
                     given.len(),
-                    given.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(", ")
+                    given
+                        .iter()
+                        .map(|g| format!("`{g}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             };
             self.push(Diagnostic::error(Code::ConnectorCount, msg).at(file, def.mapping.span));
@@ -514,14 +603,23 @@ impl Loader<'_> {
                 let path: Vec<String> = k.value.split('.').map(str::to_string).collect();
                 if path.iter().any(String::is_empty) {
                     self.push(
-                        Diagnostic::error(Code::InvalidValue, format!("field name `{}` has an empty segment", k.value))
-                            .at(file, k.span),
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            format!("field name `{}` has an empty segment", k.value),
+                        )
+                        .at(file, k.span),
                     );
                     ok = false;
                     continue;
                 }
                 if !seen.insert(k.value.clone()) {
-                    self.push(Diagnostic::error(Code::YamlSyntax, format!("field `{}` is mapped twice", k.value)).at(file, k.span));
+                    self.push(
+                        Diagnostic::error(
+                            Code::YamlSyntax,
+                            format!("field `{}` is mapped twice", k.value),
+                        )
+                        .at(file, k.span),
+                    );
                     ok = false;
                 }
                 match self.jmespath(file, text, v) {
@@ -567,8 +665,12 @@ impl Loader<'_> {
             if !is_yaml(&path) {
                 continue;
             }
-            let Some(src) = self.read_text(&path, MAX_CONFIG_BYTES) else { continue };
-            let Some(node) = self.parse_yaml(&src) else { continue };
+            let Some(src) = self.read_text(&path, MAX_CONFIG_BYTES) else {
+                continue;
+            };
+            let Some(node) = self.parse_yaml(&src) else {
+                continue;
+            };
             let name = node
                 .get("pipeline")
                 .and_then(|n| n.scalar_text().map(|s| (s, n.span)));
@@ -592,7 +694,12 @@ impl Loader<'_> {
 }
 
 /// Names of pipelines and mappings: what users type on the command line and in references.
-pub(crate) fn check_name(l: &mut Loader<'_>, file: &str, name: &crate::Spanned<String>, what: &str) -> bool {
+pub(crate) fn check_name(
+    l: &mut Loader<'_>,
+    file: &str,
+    name: &crate::Spanned<String>,
+    what: &str,
+) -> bool {
     let ok = !name.value.is_empty()
         && name
             .value
@@ -600,9 +707,12 @@ pub(crate) fn check_name(l: &mut Loader<'_>, file: &str, name: &crate::Spanned<S
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
     if !ok {
         l.push(
-            Diagnostic::error(Code::InvalidValue, format!("invalid {what} name `{}`", name.value))
-                .at(file, name.span)
-                .with_help("use letters, digits, `-`, `_` and `.`, e.g. `shopify-order-intake`"),
+            Diagnostic::error(
+                Code::InvalidValue,
+                format!("invalid {what} name `{}`", name.value),
+            )
+            .at(file, name.span)
+            .with_help("use letters, digits, `-`, `_` and `.`, e.g. `shopify-order-intake`"),
         );
     }
     ok

@@ -62,7 +62,10 @@ impl de::Error for DeError {
     fn invalid_value(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
         DeError::new(
             Code::InvalidValue,
-            format!("invalid value {}: expected {exp}", describe_unexpected(&unexp)),
+            format!(
+                "invalid value {}: expected {exp}",
+                describe_unexpected(&unexp)
+            ),
         )
     }
 
@@ -107,6 +110,12 @@ fn suggest_help(got: &str, expected: &[&str], what: &str) -> String {
 
 /// Name of the private struct that [`crate::Spanned`] asks for; we answer with the span.
 pub(crate) const SPANNED_NAME: &str = "$railyard::Spanned";
+/// Private struct names through which [`crate::model::OneOrMany`] and
+/// [`crate::model::OrShort`] ask for "whatever this node is": a sequence or string arrives as
+/// usual, a single mapping arrives through `visit_newtype_struct` with this deserializer, so
+/// spans and suggestions survive inside it.
+pub(crate) const ONE_OR_MANY_NAME: &str = "$railyard::OneOrMany";
+pub(crate) const OR_SHORT_NAME: &str = "$railyard::OrShort";
 pub(crate) const SPANNED_FIELDS: &[&str] = &["$start", "$end", "$value"];
 
 /// Deserializes `T` from `node`.
@@ -191,13 +200,21 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
             NodeKind::Seq(items) => visitor.visit_seq(SeqAccess::new(items)),
             NodeKind::Map(entries) => visitor.visit_map(MapAccess::new(entries)),
         };
-        r.map_err(|e| e.or_span(if self.node.as_map().is_some() { self.container_span() } else { span }))
+        r.map_err(|e| {
+            e.or_span(if self.node.as_map().is_some() {
+                self.container_span()
+            } else {
+                span
+            })
+        })
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         let span = self.node.span;
         match &self.node.kind {
-            NodeKind::Bool(b) => visitor.visit_bool::<DeError>(*b).map_err(|e| e.or_span(span)),
+            NodeKind::Bool(b) => visitor
+                .visit_bool::<DeError>(*b)
+                .map_err(|e| e.or_span(span)),
             _ => Err(self.invalid_type(&visitor)),
         }
     }
@@ -314,6 +331,23 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
                 state: 0,
             });
         }
+        if name == ONE_OR_MANY_NAME || name == OR_SHORT_NAME {
+            let span = self.node.span;
+            return match &self.node.kind {
+                NodeKind::Seq(items) if name == ONE_OR_MANY_NAME => {
+                    visitor.visit_seq(SeqAccess::new(items))
+                }
+                NodeKind::Map(_) | NodeKind::Null => visitor.visit_newtype_struct(self),
+                NodeKind::Str(s) if name == OR_SHORT_NAME => visitor.visit_borrowed_str(s),
+                NodeKind::Int(_) | NodeKind::UInt(_) | NodeKind::Float(_) | NodeKind::Bool(_)
+                    if name == OR_SHORT_NAME =>
+                {
+                    visitor.visit_string(self.node.scalar_text().unwrap_or_default())
+                }
+                _ => Err(self.invalid_type(&visitor)),
+            }
+            .map_err(|e| e.or_span(span));
+        }
         let _ = fields;
         self.deserialize_map(visitor)
     }
@@ -340,7 +374,10 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
                     .map(|k| format!("`{k}`"))
                     .collect();
                 let msg = if entries.is_empty() {
-                    format!("expected one {} kind, found an empty mapping", enum_noun(name))
+                    format!(
+                        "expected one {} kind, found an empty mapping",
+                        enum_noun(name)
+                    )
                 } else {
                     format!(
                         "expected exactly one {} kind, found {} keys: {}",
@@ -369,7 +406,9 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
 fn recode_variant_error(mut e: DeError, enum_name: &str, key_span: Span) -> DeError {
     if e.message.starts_with("unknown value") && e.span.is_none_or(|s| s == key_span) {
         let noun = enum_noun(enum_name);
-        e.message = e.message.replacen("unknown value", &format!("unknown {noun} kind"), 1);
+        e.message = e
+            .message
+            .replacen("unknown value", &format!("unknown {noun} kind"), 1);
         e.code = if enum_name == "StepKind" {
             Code::UnknownStep
         } else {
@@ -515,7 +554,10 @@ impl<'de> de::VariantAccess<'de> for VariantAccess<'de> {
             NodeKind::Null => Ok(()),
             _ => Err(DeError::new(
                 Code::InvalidValue,
-                format!("expected nothing after this key, found {}", self.node.type_name()),
+                format!(
+                    "expected nothing after this key, found {}",
+                    self.node.type_name()
+                ),
             )
             .or_span(self.node.span)),
         }
@@ -548,7 +590,10 @@ impl<'de> de::EnumAccess<'de> for UnitEnumAccess<'de> {
     type Error = DeError;
     type Variant = UnitOnly;
 
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, UnitOnly), DeError> {
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, UnitOnly), DeError> {
         let v = seed
             .deserialize(NodeDeserializer::new(self.node))
             .map_err(|e| e.or_span(self.node.span))?;
@@ -610,7 +655,8 @@ impl<'de> de::MapAccess<'de> for SpannedAccess<'de> {
             Some(k) => *k,
             None => return Ok(None),
         };
-        seed.deserialize(key.into_deserializer()).map(Some)
+        seed.deserialize(de::value::BorrowedStrDeserializer::new(key))
+            .map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {

@@ -105,7 +105,9 @@ impl Node {
             NodeKind::Bool(b) => Value::Bool(*b),
             NodeKind::Int(i) => Value::from(*i),
             NodeKind::UInt(u) => Value::from(*u),
-            NodeKind::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+            NodeKind::Float(f) => {
+                serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number)
+            }
             NodeKind::Str(s) => Value::String(s.clone()),
             NodeKind::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
             NodeKind::Map(entries) => Value::Object(
@@ -372,7 +374,12 @@ impl<'de> serde::de::Visitor<'de> for RawVisitor {
 /// characters in order, skipping source characters that the YAML syntax consumed. This is exact
 /// for plain, single- and double-quoted and literal block scalars, and degrades to the scalar's
 /// start rather than pointing somewhere wrong.
-pub fn value_offset_to_source(text: &str, def_start: usize, value: &str, char_offset: usize) -> usize {
+pub fn value_offset_to_source(
+    text: &str,
+    def_start: usize,
+    value: &str,
+    char_offset: usize,
+) -> usize {
     let start = def_start.min(text.len());
     let src = &text[start..];
     let mut src_iter = src.char_indices().peekable();

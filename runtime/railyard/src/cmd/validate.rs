@@ -1,0 +1,71 @@
+//! `railyard validate [DIR]`
+
+use std::path::PathBuf;
+
+use railyard_core::project::{self, LoadOptions};
+
+use crate::exit;
+use crate::fs::DirFiles;
+use crate::render::{Format, Paths, Renderer, summary};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Project directory (holding pipelines/, mappings/, schemas/, plugins/).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Fail (exit 1) on warnings too.
+    #[arg(long)]
+    pub deny_warnings: bool,
+    /// Treat a missing `${env:NAME}` variable as an error instead of a warning.
+    #[arg(long)]
+    pub strict_env: bool,
+}
+
+pub fn run(args: Args) -> u8 {
+    if let Err(msg) = crate::check_project_dir(&args.dir) {
+        eprintln!("error: {msg}");
+        return exit::USAGE;
+    }
+    let files = DirFiles::new(&args.dir);
+    let env = |name: &str| std::env::var(name).ok();
+    let loaded = project::load(
+        &files,
+        &LoadOptions {
+            env: &env,
+            strict_env: args.strict_env,
+        },
+    );
+    let renderer = Renderer {
+        sources: &loaded.project.sources,
+        paths: Paths::new(&args.dir),
+        color: crate::use_color(),
+        width: 100,
+    };
+    let diags = &loaded.diagnostics;
+    match args.format {
+        Format::Json => print!("{}", renderer.json(diags)),
+        Format::Github => print!("{}", renderer.github(diags)),
+        Format::Human => {
+            print!("{}", renderer.human(diags));
+            let p = &loaded.project;
+            let verdict = if loaded.has_errors() {
+                "invalid"
+            } else {
+                "valid"
+            };
+            println!(
+                "{verdict}: {} (compiled {} pipelines, {} mappings, {} schemas, {} plugins)",
+                summary(diags),
+                p.pipelines.len(),
+                p.mappings.len(),
+                p.schemas.len(),
+                p.plugins.len(),
+            );
+        }
+    }
+    let failed = loaded.has_errors() || (args.deny_warnings && !diags.is_empty());
+    if failed { exit::INVALID } else { exit::OK }
+}

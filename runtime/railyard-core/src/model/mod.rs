@@ -67,6 +67,58 @@ impl<F: JsonSchema> JsonSchema for OrShort<F> {
     }
 }
 
+/// A section of a file that may fail to parse on its own: its error is recorded and the rest
+/// of the file is still read and checked, so one run reports every broken section.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Lenient<T> {
+    Ok(T),
+    Failed,
+}
+
+impl<T> Lenient<T> {
+    pub fn ok(&self) -> Option<&T> {
+        match self {
+            Lenient::Ok(t) => Some(t),
+            Lenient::Failed => None,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Lenient<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a section")
+            }
+            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                match T::deserialize(d) {
+                    Ok(t) => Ok(Lenient::Ok(t)),
+                    Err(_) if crate::yaml::de::absorb_pending() => Ok(Lenient::Failed),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+        d.deserialize_struct(crate::yaml::de::LENIENT_NAME, &[], V(PhantomData))
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Lenient<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        T::json_schema(generator)
+    }
+}
+
 /// One item or a list of items: `output: {topic: x}` or `output: [{topic: x}, {http: ...}]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OneOrMany<T>(pub Vec<T>);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{ByteSize, Expr, HumanDuration, OneOrMany, OrShort, SchemaRef, Spanned};
+use super::{ByteSize, Expr, HumanDuration, Lenient, OneOrMany, OrShort, SchemaRef, Spanned};
 
 /// A pipeline: where messages come from, what happens to them, where they go, what happens
 /// when that fails, and the tests that prove it.
@@ -22,18 +22,18 @@ pub struct PipelineFile {
     #[serde(default)]
     pub description: Option<String>,
     /// Where messages come from.
-    pub input: Spanned<Input>,
+    pub input: Lenient<Spanned<Input>>,
     /// What happens to each message, in order.
     #[serde(default)]
-    pub steps: Vec<Spanned<StepKind>>,
+    pub steps: Vec<Lenient<Spanned<StepKind>>>,
     /// Where messages go: one output, or a list for fan-out (a message is done when all confirm).
-    pub output: Spanned<OneOrMany<Spanned<Output>>>,
+    pub output: Lenient<Spanned<OneOrMany<Lenient<Spanned<Output>>>>>,
     /// What happens when a step or an output fails for a message.
     #[serde(default)]
-    pub on_error: Option<Spanned<ErrorPolicy>>,
+    pub on_error: Option<Lenient<Spanned<ErrorPolicy>>>,
     /// Example-based tests run by `railyard test`.
     #[serde(default)]
-    pub tests: Vec<Spanned<TestCase>>,
+    pub tests: Vec<Lenient<Spanned<TestCase>>>,
 }
 
 /// The input of a pipeline: exactly one connector, plus the schema of what it receives.
@@ -356,10 +356,10 @@ pub struct SwitchCase {
     pub when: Option<Expr>,
     /// Steps applied to messages of this case.
     #[serde(default)]
-    pub steps: Vec<Spanned<StepKind>>,
+    pub steps: Vec<Lenient<Spanned<StepKind>>>,
     /// Where messages of this case leave the pipeline; without it they continue after the switch.
     #[serde(default)]
-    pub output: Option<Spanned<OneOrMany<Spanned<Output>>>>,
+    pub output: Option<Lenient<Spanned<OneOrMany<Lenient<Spanned<Output>>>>>>,
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]

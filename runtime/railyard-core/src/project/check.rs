@@ -9,7 +9,7 @@ use crate::expr::{JmesPath, RhaiScript, template_parts};
 use crate::model::pipeline::{
     ExpectedBody, Input, OnShort, Output, PipelineFile, StepKind, SwitchMode, TestInput,
 };
-use crate::model::{OneOrMany, OrShort, Spanned};
+use crate::model::{Lenient, OneOrMany, OrShort, Spanned};
 use crate::schema::{SchemaId, SchemaRegistry};
 use crate::yaml::{self, Node};
 
@@ -202,12 +202,12 @@ pub(crate) fn check_pipelines(
             );
             continue;
         }
-        let (input_kind, input_schema) = match &p.def {
-            Some(def) => {
-                let kinds = input_kind(&def.input.value);
+        let (input_kind, input_schema) = match p.def.as_ref().and_then(|d| d.input.ok()) {
+            Some(input) => {
+                let kinds = input_kind(&input.value);
                 (
                     (kinds.len() == 1).then(|| kinds[0].0),
-                    def.input.value.schema.as_ref().map(|s| s.value.clone()),
+                    input.value.schema.as_ref().map(|s| s.value.clone()),
                 )
             }
             None => (None, None),
@@ -265,7 +265,7 @@ pub(crate) fn check_pipelines(
                     *span,
                 ));
             }
-            if let Some(t) = &def.input.value.topic {
+            if let Some(t) = def.input.ok().and_then(|i| i.value.topic.as_ref()) {
                 let name = match &t.value {
                     OrShort::Short(s) => s.clone(),
                     OrShort::Full(f) => f.name.value.clone(),
@@ -293,14 +293,25 @@ fn check_pipeline(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, def: &PipelineFile) -> 
     let version = def.version.as_ref().map_or(1, |v| v.value);
 
     // Input: exactly one connector.
-    let input = &def.input.value;
-    let kinds = input_kind(input);
+    let failed_input = Input::default();
+    let (input, input_span) = match def.input.ok() {
+        Some(i) => (&i.value, i.span),
+        None => {
+            ok = false;
+            (&failed_input, Span::default())
+        }
+    };
+    let kinds = if def.input.ok().is_some() {
+        input_kind(input)
+    } else {
+        vec![("none", Span::default())]
+    };
     let input_kind = match kinds.as_slice() {
         [(k, _)] => *k,
         [] => {
             l.push(
                 Diagnostic::error(Code::ConnectorCount, "the input names no connector")
-                    .at(&file, def.input.span)
+                    .at(&file, input_span)
                     .with_help("add one of `http`, `amqp`, `topic`, `file`, `schedule`, `stdin`, `pipeline`"),
             );
             ok = false;
@@ -326,7 +337,11 @@ fn check_pipeline(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, def: &PipelineFile) -> 
     };
     check_input_settings(l, ctx, input);
 
-    let mut ty = Ty::Any;
+    let mut ty = if def.input.ok().is_some() {
+        Ty::Any
+    } else {
+        Ty::Poison
+    };
     if let Some(s) = &input.schema {
         ty = if schema_ref(l, &file, s, ctx.schemas) {
             ctx.depends_on
@@ -347,7 +362,13 @@ fn check_pipeline(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, def: &PipelineFile) -> 
     let (outputs, outputs_ok) = check_outputs(l, ctx, &def.output, &ty);
     ok &= outputs_ok;
 
-    if let Some(policy) = &def.on_error {
+    if let Some(policy) = def.on_error.as_ref().and_then(|p| match p {
+        Lenient::Ok(p) => Some(p),
+        Lenient::Failed => {
+            ok = false;
+            None
+        }
+    }) {
         if let Some(r) = &policy.value.retry {
             if r.value.attempts.value == 0 {
                 l.push(
@@ -384,8 +405,10 @@ fn check_pipeline(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, def: &PipelineFile) -> 
                     ok = false;
                 }
                 OrShort::Full(o) => {
-                    let one =
-                        Spanned::new(OneOrMany(vec![Spanned::new(o.clone(), dl.span)]), dl.span);
+                    let one = Lenient::Ok(Spanned::new(
+                        OneOrMany(vec![Lenient::Ok(Spanned::new(o.clone(), dl.span))]),
+                        dl.span,
+                    ));
                     ok &= check_outputs(l, ctx, &one, &Ty::Any).1;
                 }
             }
@@ -393,6 +416,10 @@ fn check_pipeline(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, def: &PipelineFile) -> 
     }
 
     for t in &def.tests {
+        let Lenient::Ok(t) = t else {
+            ok = false;
+            continue;
+        };
         test_input(l, &file, &t.value.input);
         let e = &t.value.expect.value;
         let given = [
@@ -552,7 +579,7 @@ fn check_input_settings(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, input: &Input) {
 fn check_steps(
     l: &mut Loader<'_>,
     ctx: &mut Ctx<'_>,
-    steps: &[Spanned<StepKind>],
+    steps: &[Lenient<Spanned<StepKind>>],
     mut ty: Ty,
 ) -> (Vec<Step>, Ty, bool) {
     let file = ctx.file.clone();
@@ -560,7 +587,12 @@ fn check_steps(
     let mut out = Vec::new();
     let mut ok = true;
     for (i, step) in steps.iter().enumerate() {
-        let label = format!("step {} (`{}`)", i + 1, step.value.kind_name());
+        let Lenient::Ok(step) = step else {
+            ok = false;
+            ty = Ty::Poison;
+            continue;
+        };
+        let label = format!("step {}", i + 1);
         let compiled = match &step.value {
             StepKind::Validate(v) => {
                 let schema = match &v.value {
@@ -570,7 +602,7 @@ fn check_steps(
                 if schema_ref(l, &file, &schema, ctx.schemas) {
                     ctx.depends_on
                         .extend(ctx.schemas.get(&schema.value).map(|e| e.file.clone()));
-                    ty = Ty::known(&schema.value, &file, schema.span, format!("{label}"));
+                    ty = Ty::known(&schema.value, &file, schema.span, label.clone());
                     Some(Step::Validate {
                         schema: schema.value,
                     })
@@ -602,7 +634,7 @@ fn check_steps(
                             &ty,
                             &mapping.from,
                             name.span,
-                            &format!("{label} `map: {}`", name.value),
+                            &format!("step {step_no} `map: {}`", name.value),
                             Some((
                                 &mapping.file,
                                 mapping.def.from.span,
@@ -616,7 +648,7 @@ fn check_steps(
                             &mapping.to,
                             &file,
                             name.span,
-                            format!("{label} `map: {}`", name.value),
+                            format!("step {step_no} `map: {}`", name.value),
                         );
                         Some(Step::Map {
                             mapping: name.value.clone(),
@@ -974,13 +1006,16 @@ fn check_case(
 fn check_outputs(
     l: &mut Loader<'_>,
     ctx: &mut Ctx<'_>,
-    outputs: &Spanned<OneOrMany<Spanned<Output>>>,
+    outputs: &Lenient<Spanned<OneOrMany<Lenient<Spanned<Output>>>>>,
     ty: &Ty,
 ) -> (Vec<OutputDef>, bool) {
     let file = ctx.file.clone();
     let text = ctx.text.clone();
     let mut defs = Vec::new();
     let mut ok = true;
+    let Lenient::Ok(outputs) = outputs else {
+        return (defs, false);
+    };
     if outputs.value.0.is_empty() {
         l.push(
             Diagnostic::error(Code::MissingKey, "the output list is empty").at(&file, outputs.span),
@@ -988,6 +1023,10 @@ fn check_outputs(
         return (defs, false);
     }
     for o in &outputs.value.0 {
+        let Lenient::Ok(o) = o else {
+            ok = false;
+            continue;
+        };
         let kinds = output_kinds(&o.value);
         let kind = match kinds.as_slice() {
             [(k, _)] => *k,
@@ -1378,62 +1417,37 @@ pub(crate) fn expected_body(l: &mut Loader<'_>, file: &str, b: &ExpectedBody, sp
     }
 }
 
-/// After a pipeline file failed to deserialize, re-check its sections one by one so one run
-/// reports a problem in every section, not just the first.
-pub(crate) fn recover_pipeline_errors(l: &mut Loader<'_>, file: &str, node: &Node) {
-    use crate::model::pipeline::{ErrorPolicy, TestCase};
-    use yaml::de::from_node;
+/// Root-level problems of a pipeline file that failed to deserialize: every unknown key (with
+/// a suggestion) and every missing required key. Section errors come from the lenient parse.
+pub(crate) fn root_errors(l: &mut Loader<'_>, file: &str, node: &Node) {
     let Some(entries) = node.as_map() else { return };
-    for (k, v) in entries {
-        let key = k.as_str().unwrap_or_default();
-        let r: Result<(), yaml::de::DeError> = match key {
-            "input" => from_node::<Input>(v).map(drop),
-            "steps" => {
-                for s in v.as_seq().unwrap_or_default() {
-                    if let Err(e) = from_node::<StepKind>(s) {
-                        l.de_error(file, e);
-                    }
-                }
-                Ok(())
-            }
-            "output" => from_node::<OneOrMany<Spanned<Output>>>(v).map(drop),
-            "on_error" => from_node::<ErrorPolicy>(v).map(drop),
-            "tests" => {
-                for t in v.as_seq().unwrap_or_default() {
-                    if let Err(e) = from_node::<TestCase>(t) {
-                        l.de_error(file, e);
-                    }
-                }
-                Ok(())
-            }
-            _ => Ok(()),
-        };
-        if let Err(e) = r {
-            l.de_error(file, e);
-        }
-    }
-    // Unknown top-level keys beyond the first.
     for (k, _) in entries {
-        let key = k.as_str().unwrap_or_default();
-        if !PIPELINE_KEYS.contains(&key) {
+        let key = k.scalar_text().unwrap_or_default();
+        if !PIPELINE_KEYS.contains(&key.as_str()) {
             l.push(
                 Diagnostic::error(Code::UnknownKey, format!("unknown key `{key}`"))
                     .at(file, k.span)
-                    .with_help_opt(
-                        crate::suggest::did_you_mean(key, PIPELINE_KEYS.iter().copied())
-                            .map(|b| format!("did you mean `{b}`?")),
-                    ),
+                    .with_help(match crate::suggest::did_you_mean(&key, PIPELINE_KEYS.iter().copied()) {
+                        Some(b) => format!("did you mean `{b}`?"),
+                        None => format!("expected one of: {}", PIPELINE_KEYS.join(", ")),
+                    }),
             );
         }
     }
     for required in ["pipeline", "input", "output"] {
         if node.get(required).is_none() {
-            l.push(
-                Diagnostic::error(Code::MissingKey, format!("missing key `{required}`"))
-                    .at(file, node.span),
-            );
+            l.push(Diagnostic::error(Code::MissingKey, format!("missing key `{required}`")).at(file, node.span));
         }
     }
+}
+
+/// The node without its unknown top-level keys, so the known sections can still be read.
+pub(crate) fn known_root(node: &Node) -> Node {
+    let mut n = node.clone();
+    if let crate::yaml::NodeKind::Map(entries) = &mut n.kind {
+        entries.retain(|(k, _)| k.as_str().is_some_and(|k| PIPELINE_KEYS.contains(&k)));
+    }
+    n
 }
 
 /// Top-level keys of a pipeline file (checked against the generated schema by a test).

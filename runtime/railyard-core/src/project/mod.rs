@@ -144,6 +144,19 @@ pub fn load(files: &dyn ProjectFiles, options: &LoadOptions<'_>) -> Loaded {
 
     let mut diagnostics = l.diags;
     sort_diagnostics(&mut diagnostics);
+    // Invariant: nothing from a file with an error counts as compiled. Reload relies on this to
+    // keep the previous version of a pipeline whose file (or mapping) went bad.
+    let bad: std::collections::BTreeSet<&str> = diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .filter_map(|d| d.file.as_deref())
+        .collect();
+    let mut pipelines = pipelines;
+    let mut mappings = mappings;
+    mappings.retain(|_, m| !bad.contains(m.file.as_str()));
+    pipelines.retain(|_, p| {
+        !bad.contains(p.file.as_str()) && !p.depends_on.iter().any(|f| bad.contains(f.as_str()))
+    });
     Loaded {
         project: Project {
             sources: l.sources,
@@ -674,14 +687,21 @@ impl Loader<'_> {
             let name = node
                 .get("pipeline")
                 .and_then(|n| n.scalar_text().map(|s| (s, n.span)));
-            let def = match yaml::de::from_node::<PipelineFile>(&node) {
-                Ok(d) => Some(d),
-                Err(e) => {
+            let (mut def, errors) = yaml::de::from_node_lenient::<PipelineFile>(&node);
+            for e in errors {
+                self.de_error(&path, e);
+            }
+            if def.is_none() {
+                // The file's top level is broken (an unknown or missing key): report those,
+                // then read the known sections anyway so their problems show in this run too.
+                check::root_errors(self, &path, &node);
+                let (retry, errors) =
+                    yaml::de::from_node_lenient::<PipelineFile>(&check::known_root(&node));
+                for e in errors {
                     self.de_error(&path, e);
-                    check::recover_pipeline_errors(self, &path, &node);
-                    None
                 }
-            };
+                def = retry;
+            }
             out.push(ParsedPipeline {
                 file: path,
                 text: src.text.clone(),

@@ -116,6 +116,48 @@ pub(crate) const SPANNED_NAME: &str = "$railyard::Spanned";
 /// spans and suggestions survive inside it.
 pub(crate) const ONE_OR_MANY_NAME: &str = "$railyard::OneOrMany";
 pub(crate) const OR_SHORT_NAME: &str = "$railyard::OrShort";
+/// Private struct name of [`crate::model::Lenient`]: a section that may fail on its own.
+pub(crate) const LENIENT_NAME: &str = "$railyard::Lenient";
+
+thread_local! {
+    /// The error of the innermost lenient section that just failed, waiting for
+    /// [`crate::model::Lenient`] to collect it.
+    static PENDING: std::cell::RefCell<Option<DeError>> = const { std::cell::RefCell::new(None) };
+    /// Errors of failed lenient sections during the current [`from_node_lenient`] call.
+    static SINK: std::cell::RefCell<Option<Vec<DeError>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Called by [`crate::model::Lenient`] when its section failed: moves the pending error into
+/// the sink. Returns false when no lenient deserialization is in progress (the error must then
+/// propagate).
+pub(crate) fn absorb_pending() -> bool {
+    let Some(err) = PENDING.with(|p| p.borrow_mut().take()) else {
+        return false;
+    };
+    SINK.with(|s| match s.borrow_mut().as_mut() {
+        Some(sink) => {
+            sink.push(err);
+            true
+        }
+        None => false,
+    })
+}
+
+/// Deserializes `T` from `node`, letting [`crate::model::Lenient`] sections fail on their own:
+/// returns the value (if the parts outside lenient sections succeeded) and every error.
+pub fn from_node_lenient<'a, T: de::Deserialize<'a>>(node: &'a Node) -> (Option<T>, Vec<DeError>) {
+    let outer = SINK.with(|s| s.borrow_mut().replace(Vec::new()));
+    let result = from_node::<T>(node);
+    let mut errors = SINK.with(|s| std::mem::replace(&mut *s.borrow_mut(), outer)).unwrap_or_default();
+    PENDING.with(|p| p.borrow_mut().take());
+    match result {
+        Ok(v) => (Some(v), errors),
+        Err(e) => {
+            errors.push(e);
+            (None, errors)
+        }
+    }
+}
 pub(crate) const SPANNED_FIELDS: &[&str] = &["$start", "$end", "$value"];
 
 /// Deserializes `T` from `node`.
@@ -330,6 +372,9 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
                 key_span: self.key_span,
                 state: 0,
             });
+        }
+        if name == LENIENT_NAME {
+            return visitor.visit_newtype_struct(LenientDe(self));
         }
         if name == ONE_OR_MANY_NAME || name == OR_SHORT_NAME {
             let span = self.node.span;
@@ -670,5 +715,47 @@ impl<'de> de::MapAccess<'de> for SpannedAccess<'de> {
                 key_span: self.key_span,
             }),
         }
+    }
+}
+
+/// Wraps a [`NodeDeserializer`] for a lenient section: any error leaving it is stashed (with
+/// its span) so [`crate::model::Lenient`] can record it and carry on.
+struct LenientDe<'a>(NodeDeserializer<'a>);
+
+impl LenientDe<'_> {
+    fn stash<T>(span: Span, r: Result<T, DeError>) -> Result<T, DeError> {
+        r.map_err(|e| {
+            let e = e.or_span(span);
+            PENDING.with(|p| *p.borrow_mut() = Some(e.clone()));
+            e
+        })
+    }
+}
+
+macro_rules! lenient_forward {
+    ($($method:ident($($arg:ident: $ty:ty),*))*) => {$(
+        fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, DeError> {
+            let span = self.0.node.span;
+            LenientDe::stash(span, self.0.$method($($arg,)* visitor))
+        }
+    )*};
+}
+
+impl<'de> de::Deserializer<'de> for LenientDe<'de> {
+    type Error = DeError;
+
+    lenient_forward! {
+        deserialize_any() deserialize_bool() deserialize_i8() deserialize_i16() deserialize_i32()
+        deserialize_i64() deserialize_i128() deserialize_u8() deserialize_u16() deserialize_u32()
+        deserialize_u64() deserialize_u128() deserialize_f32() deserialize_f64() deserialize_char()
+        deserialize_str() deserialize_string() deserialize_bytes() deserialize_byte_buf()
+        deserialize_option() deserialize_unit() deserialize_seq() deserialize_map()
+        deserialize_identifier() deserialize_ignored_any()
+        deserialize_unit_struct(name: &'static str)
+        deserialize_newtype_struct(name: &'static str)
+        deserialize_tuple(len: usize)
+        deserialize_tuple_struct(name: &'static str, len: usize)
+        deserialize_struct(name: &'static str, fields: &'static [&'static str])
+        deserialize_enum(name: &'static str, variants: &'static [&'static str])
     }
 }

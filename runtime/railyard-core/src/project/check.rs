@@ -592,7 +592,8 @@ fn check_steps(
             ty = Ty::Poison;
             continue;
         };
-        let label = format!("step {}", i + 1);
+        let step_no = i + 1;
+        let label = format!("step {step_no} `{}`", step.value.kind_name());
         let compiled = match &step.value {
             StepKind::Validate(v) => {
                 let schema = match &v.value {

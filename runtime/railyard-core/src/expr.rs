@@ -46,9 +46,12 @@ impl JmesPath {
                     jmespath::ErrorReason::Parse(m) => m.clone(),
                     other => other.to_string(),
                 };
+                // At the end of input, point at the last character rather than past it
+                // (past it is the next line of the YAML file).
+                let trimmed = source.trim_end().chars().count();
                 Err(ExprError {
                     message: tidy_jmespath_message(&message),
-                    char_offset: e.offset,
+                    char_offset: e.offset.min(trimmed.saturating_sub(1)),
                 })
             }
         }
@@ -66,14 +69,63 @@ impl JmesPath {
     }
 }
 
+/// Rewrites the parser's wording ("unexpected nud token -- found Rbracket") into what an
+/// analyst reads ("expected an expression, found `]`").
 fn tidy_jmespath_message(m: &str) -> String {
-    let first = m.lines().next().unwrap_or(m).trim();
-    let first = first.trim_end_matches('.');
-    let mut chars = first.chars();
+    let first = m.lines().next().unwrap_or(m).trim().trim_end_matches('.');
+    let (head, found) = match first.split_once(" -- found ") {
+        Some((h, f)) => (h, Some(f)),
+        None => (first, None),
+    };
+    let head = match head {
+        "unexpected nud token" => "expected an expression".to_string(),
+        "did not parse the complete expression" => "unexpected token after a complete expression".to_string(),
+        h => h.replace('\'', "`"),
+    };
+    let message = match found {
+        Some(tok) => format!("{head}, found {}", describe_token(tok)),
+        None => head,
+    };
+    let mut chars = message.chars();
     match chars.next() {
         Some(c) => c.to_lowercase().chain(chars).collect(),
         None => "invalid JMESPath expression".to_string(),
     }
+}
+
+fn describe_token(tok: &str) -> String {
+    let symbol = match tok {
+        "Eof" => return "the end of the expression".to_string(),
+        "Rbracket" => "]",
+        "Lbracket" => "[",
+        "Rbrace" => "}",
+        "Lbrace" => "{",
+        "Rparen" => ")",
+        "Lparen" => "(",
+        "Comma" => ",",
+        "Dot" => ".",
+        "Colon" => ":",
+        "Pipe" => "|",
+        "Or" => "||",
+        "And" => "&&",
+        "Not" => "!",
+        "Star" => "*",
+        "Filter" => "[?",
+        "Flatten" => "[]",
+        "Eq" => "==",
+        "Ne" => "!=",
+        "Gt" => ">",
+        "Gte" => ">=",
+        "Lt" => "<",
+        "Lte" => "<=",
+        "At" => "@",
+        "Ampersand" => "&",
+        other if other.starts_with("Number") => return "a number".to_string(),
+        other if other.starts_with("Literal") => return "a literal".to_string(),
+        other if other.contains("Identifier") => return "an identifier".to_string(),
+        other => return other.to_string(),
+    };
+    format!("`{symbol}`")
 }
 
 /// Resource limits for every Rhai script and plugin. Scripts are data transformations: none of

@@ -191,6 +191,7 @@ impl SchemaRegistry {
 
         let registry = entries
             .values()
+            .filter(|e| !broken.contains(&e.id))
             .try_fold(jsonschema::Registry::new(), |b, e| {
                 b.add(format!("{BASE_URI}{}", e.id), (*e.value).clone())
             })
@@ -217,7 +218,8 @@ impl SchemaRegistry {
                 Ok(v) => entry.validator = Some(Arc::new(v)),
                 Err(err) => {
                     let src = sources.iter().find(|s| s.path == entry.file);
-                    let pointer = err.schema_path().to_string();
+                    // The schema is the instance the meta-schema rejected.
+                    let pointer = err.instance_path().to_string();
                     let span = src
                         .map(|s| pointer_span(&s.text, &pointer))
                         .unwrap_or_default();

@@ -167,9 +167,15 @@ impl Renderer<'_> {
                     render_one(&handler, report.as_ref())
                 }
                 (_, Some(file)) => {
-                    let md = MietteDiagnostic {
-                        message: format!("{}: {}", self.paths.show(file), d.message),
-                        ..md
+                    // No source to show (unreadable, empty or binary file): name the file.
+                    let shown = self.paths.show(file);
+                    let md = if d.message.contains(file.as_str()) {
+                        md
+                    } else {
+                        MietteDiagnostic {
+                            message: format!("{} (in {shown})", md.message),
+                            ..md
+                        }
                     };
                     render_one(&handler, &md)
                 }

@@ -1363,15 +1363,25 @@ fn unknown_name<'a>(
         Some(best) => Some(format!("did you mean `{best}`?")),
         None => {
             let near = crate::suggest::nearest(&name.value, known, 3);
-            (!near.is_empty()).then(|| {
-                format!(
-                    "known: {}",
-                    near.iter()
-                        .map(|n| format!("`{n}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
+            (!near.is_empty())
+                .then(|| {
+                    format!(
+                        "known: {}",
+                        near.iter()
+                            .map(|n| format!("`{n}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
+                .or_else(|| {
+                    Some(match code {
+                        Code::UnknownPlugin => {
+                            "plugins are Rhai files `plugins/<module>.rhai`; this project has none yet"
+                                .to_string()
+                        }
+                        _ => format!("the project has no {what}s yet"),
+                    })
+                })
         }
     };
     l.push(

@@ -173,7 +173,11 @@ pub fn parse(text: &str) -> Result<Node, ParseError> {
 
 fn convert_error(text: &str, err: &serde_saphyr::Error) -> ParseError {
     use serde_saphyr::MessageFormatter;
-    let inner = err.without_snippet();
+    // Unwrap snippet and alias wrappers to the error that happened.
+    let mut inner = err;
+    while let serde_saphyr::Error::AliasError { error, .. } | serde_saphyr::Error::WithSnippet { error, .. } = inner {
+        inner = error;
+    }
     let message = serde_saphyr::DefaultMessageFormatter
         .format_message(inner)
         .into_owned();

@@ -1,0 +1,83 @@
+//! Golden tests: one broken project per diagnostic code under `tests/cases/<code>/`, and the
+//! rendered `railyard validate` output it must produce (insta snapshots in `snapshots/`).
+//!
+//! Every code in `Code::ALL` must have a case, and each case's output must contain its code:
+//! adding a code without a golden test fails here.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use railyard_core::Code;
+
+fn cases_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/cases")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read case dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Cases whose broken file cannot live in git: built here.
+fn setup(code: Code, dir: &Path) {
+    match code {
+        Code::Io => {
+            #[cfg(unix)]
+            std::os::unix::fs::symlink(".", dir.join("pipelines/loop")).expect("symlink");
+        }
+        Code::FileTooLarge => {
+            let line = "# generated filler to make the file large\n";
+            let body = line.repeat((9 << 20) / line.len() + 1);
+            std::fs::write(dir.join("pipelines/huge.yaml"), body).expect("write");
+        }
+        _ => {}
+    }
+}
+
+fn render(code: Code) -> (String, i32) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join(code.as_str());
+    copy_dir(&cases_dir().join(code.as_str()), &dir);
+    setup(code, &dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_railyard"))
+        .args(["validate", "."])
+        .current_dir(&dir)
+        .env("NO_COLOR", "1")
+        .env_remove("RAILYARD_GOLDEN_UNSET_SECRET")
+        .output()
+        .expect("run railyard");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (stdout, out.status.code().unwrap_or(-1))
+}
+
+#[test]
+fn every_code_has_a_case() {
+    let missing: Vec<&str> = Code::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .filter(|slug| !cases_dir().join(slug).is_dir())
+        .collect();
+    assert!(missing.is_empty(), "codes without a golden case: {missing:?}");
+}
+
+#[test]
+fn golden_diagnostics() {
+    for &code in Code::ALL {
+        let (stdout, status) = render(code);
+        assert!(
+            stdout.contains(&format!("[{}]", code.as_str())),
+            "case `{code}` did not produce its code:\n{stdout}"
+        );
+        let expected_status = if code == Code::MissingEnv { 0 } else { 1 };
+        assert_eq!(status, expected_status, "exit status of case `{code}`:\n{stdout}");
+        insta::assert_snapshot!(code.as_str(), stdout);
+    }
+}

@@ -4,6 +4,8 @@
 //! Every code in `Code::ALL` must have a case, and each case's output must contain its code:
 //! adding a code without a golden test fails here.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

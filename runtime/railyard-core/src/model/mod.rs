@@ -216,7 +216,7 @@ impl ByteSize {
         };
         let bytes = num * mult as f64;
         (bytes.is_finite() && bytes >= 0.0 && bytes < u64::MAX as f64)
-            .then(|| ByteSize(bytes as u64))
+            .then_some(ByteSize(bytes as u64))
     }
 }
 

@@ -27,7 +27,7 @@ pub struct PipelineFile {
     #[serde(default)]
     pub steps: Vec<Lenient<Spanned<StepKind>>>,
     /// Where messages go: one output, or a list for fan-out (a message is done when all confirm).
-    pub output: Lenient<Spanned<OneOrMany<Lenient<Spanned<Output>>>>>,
+    pub output: Outputs,
     /// What happens when a step or an output fails for a message.
     #[serde(default)]
     pub on_error: Option<Lenient<Spanned<ErrorPolicy>>>,
@@ -35,6 +35,9 @@ pub struct PipelineFile {
     #[serde(default)]
     pub tests: Vec<Lenient<Spanned<TestCase>>>,
 }
+
+/// One output or a list of outputs (fan-out), each parsed on its own.
+pub type Outputs = Lenient<Spanned<OneOrMany<Lenient<Spanned<Output>>>>>;
 
 /// The input of a pipeline: exactly one connector, plus the schema of what it receives.
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
@@ -359,7 +362,7 @@ pub struct SwitchCase {
     pub steps: Vec<Lenient<Spanned<StepKind>>>,
     /// Where messages of this case leave the pipeline; without it they continue after the switch.
     #[serde(default)]
-    pub output: Option<Lenient<Spanned<OneOrMany<Lenient<Spanned<Output>>>>>>,
+    pub output: Option<Outputs>,
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]

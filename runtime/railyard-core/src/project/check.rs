@@ -1007,7 +1007,7 @@ fn check_case(
 fn check_outputs(
     l: &mut Loader<'_>,
     ctx: &mut Ctx<'_>,
-    outputs: &Lenient<Spanned<OneOrMany<Lenient<Spanned<Output>>>>>,
+    outputs: &crate::model::pipeline::Outputs,
     ty: &Ty,
 ) -> (Vec<OutputDef>, bool) {
     let file = ctx.file.clone();

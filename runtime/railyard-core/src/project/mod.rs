@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-pub use self::check::{OutputDef, Pipeline, Step, SwitchCaseDef};
+pub use self::check::{OutputDef, PIPELINE_KEYS, Pipeline, Step, SwitchCaseDef};
 pub use self::files::{Listing, MemFiles, ProjectFiles, ReadError};
 use crate::diag::{Code, Diagnostic, Severity, SourceText, Span};
 use crate::expr::{JmesPath, RhaiScript, rhai_engine};

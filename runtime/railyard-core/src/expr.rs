@@ -79,7 +79,9 @@ fn tidy_jmespath_message(m: &str) -> String {
     };
     let head = match head {
         "unexpected nud token" => "expected an expression".to_string(),
-        "did not parse the complete expression" => "unexpected token after a complete expression".to_string(),
+        "did not parse the complete expression" => {
+            "unexpected token after a complete expression".to_string()
+        }
         h => h.replace('\'', "`"),
     };
     let message = match found {

@@ -8,7 +8,9 @@ use std::path::Path;
 use railyard_core::model::{mapping_json_schema, pipeline_json_schema};
 
 fn ensure_fresh(name: &str, schema: schemars::Schema) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/schema").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/schema")
+        .join(name);
     let mut generated = serde_json::to_string_pretty(&schema).expect("serialize");
     generated.push('\n');
     let current = std::fs::read_to_string(&path).unwrap_or_default();
@@ -40,9 +42,18 @@ fn schema_carries_doc_comments_and_step_kinds() {
     let schema = serde_json::to_value(pipeline_json_schema()).expect("json");
     let text = schema.to_string();
     // Doc comments become descriptions.
-    assert!(text.contains("Where messages come from."), "descriptions missing");
-    for step in ["validate", "map", "filter", "switch", "split", "batch", "dedupe", "metadata", "script", "plugin", "reserve"] {
-        assert!(text.contains(&format!("\"{step}\"")), "step `{step}` missing from the schema");
+    assert!(
+        text.contains("Where messages come from."),
+        "descriptions missing"
+    );
+    for step in [
+        "validate", "map", "filter", "switch", "split", "batch", "dedupe", "metadata", "script",
+        "plugin", "reserve",
+    ] {
+        assert!(
+            text.contains(&format!("\"{step}\"")),
+            "step `{step}` missing from the schema"
+        );
     }
 }
 
@@ -56,7 +67,10 @@ fn root_keys_match_the_loader() {
         .cloned()
         .collect();
     props.sort();
-    let mut keys: Vec<String> = railyard_core::project::PIPELINE_KEYS.iter().map(|s| s.to_string()).collect();
+    let mut keys: Vec<String> = railyard_core::project::PIPELINE_KEYS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     keys.sort();
     assert_eq!(props, keys);
 }
@@ -74,8 +88,14 @@ fn generated_schema_accepts_a_real_pipeline() {
         "output": { "topic": "orders.accepted" },
         "on_error": { "retry": { "attempts": 8, "initial": "500ms" }, "dead_letter": "store" }
     });
-    let errors: Vec<String> = validator.iter_errors(&pipeline).map(|e| e.to_string()).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&pipeline)
+        .map(|e| e.to_string())
+        .collect();
     assert!(errors.is_empty(), "{errors:?}");
     let bad = serde_json::json!({ "pipeline": "x", "input": { "http": { "path": "/x" } }, "output": { "stdout": {} }, "stepz": [] });
-    assert!(!validator.is_valid(&bad), "unknown top-level key must be rejected");
+    assert!(
+        !validator.is_valid(&bad),
+        "unknown top-level key must be rejected"
+    );
 }

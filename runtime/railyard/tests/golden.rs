@@ -67,7 +67,10 @@ fn every_code_has_a_case() {
         .map(|c| c.as_str())
         .filter(|slug| !cases_dir().join(slug).is_dir())
         .collect();
-    assert!(missing.is_empty(), "codes without a golden case: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "codes without a golden case: {missing:?}"
+    );
 }
 
 #[test]
@@ -79,7 +82,10 @@ fn golden_diagnostics() {
             "case `{code}` did not produce its code:\n{stdout}"
         );
         let expected_status = if code == Code::MissingEnv { 0 } else { 1 };
-        assert_eq!(status, expected_status, "exit status of case `{code}`:\n{stdout}");
+        assert_eq!(
+            status, expected_status,
+            "exit status of case `{code}`:\n{stdout}"
+        );
         insta::assert_snapshot!(code.as_str(), stdout);
     }
 }

@@ -49,7 +49,6 @@ fn run(args: &[&str], cwd: &Path) -> Output {
     let out = drain(Box::new(child.stdout.take().unwrap()));
     let err = drain(Box::new(child.stderr.take().unwrap()));
 
-    let (tx, rx) = std::sync::mpsc::channel();
     let watchdog = std::thread::spawn(move || {
         let started = Instant::now();
         loop {
@@ -60,21 +59,12 @@ fn run(args: &[&str], cwd: &Path) -> Output {
                     let _ = child.wait();
                     return None;
                 }
-                Ok(None) => {
-                    // Stop early if the test thread went away.
-                    if rx.recv_timeout(Duration::from_millis(10)).is_ok() {
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        return None;
-                    }
-                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
                 Err(e) => panic!("waiting for railyard: {e}"),
             }
         }
     });
-    let status = watchdog.join().expect("watchdog thread");
-    drop(tx);
-    let Some(status) = status else {
+    let Some(status) = watchdog.join().expect("watchdog thread") else {
         panic!(
             "hung: `railyard {}` did not finish within {HANG_AFTER:?}",
             args.join(" ")
@@ -82,13 +72,10 @@ fn run(args: &[&str], cwd: &Path) -> Output {
     };
     let stdout = out.join().expect("stdout reader");
     let stderr = err.join().expect("stderr reader");
-    assert!(
-        !stderr.contains("panicked"),
-        "railyard panicked:\n{stderr}"
-    );
-    let code = status
-        .code()
-        .unwrap_or_else(|| panic!("railyard was killed by a signal ({status:?}); stderr:\n{stderr}"));
+    assert!(!stderr.contains("panicked"), "railyard panicked:\n{stderr}");
+    let code = status.code().unwrap_or_else(|| {
+        panic!("railyard was killed by a signal ({status:?}); stderr:\n{stderr}")
+    });
     Output {
         code,
         stdout,
@@ -217,7 +204,10 @@ fn deep_indented_block_mappings_are_a_yaml_limit() {
     }
     let d = hostile(text.as_bytes(), "yaml-limit");
     let lines = text.lines().count() as u64;
-    assert!((2..=lines).contains(&line(&d)), "line inside the nesting: {d}");
+    assert!(
+        (2..=lines).contains(&line(&d)),
+        "line inside the nesting: {d}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,7 +273,10 @@ fn empty_file_is_reported() {
 
 #[test]
 fn comment_only_file_is_empty() {
-    let d = hostile(b"# a pipeline will go here\n   # indented comment\n\n", "empty-file");
+    let d = hostile(
+        b"# a pipeline will go here\n   # indented comment\n\n",
+        "empty-file",
+    );
     assert_eq!(line(&d), 1, "{d}");
 }
 
@@ -313,13 +306,13 @@ fn written_50_mb_yaml_file_is_too_large() {
     let dir = project(&[]);
     let path = dir.path().join(X);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let mut f = std::fs::File::create(&path).unwrap();
     let chunk = "a: b\n".repeat(1 << 16);
-    while f.get_ref().metadata().unwrap().len() + (f.buffer().len() as u64) < 50 << 20 {
+    for _ in 0..=(50 << 20) / chunk.len() {
         f.write_all(chunk.as_bytes()).unwrap();
     }
-    f.flush().unwrap();
     drop(f);
+    assert!(std::fs::metadata(&path).unwrap().len() >= 50 << 20);
     let (exit, diags) = validate(dir.path());
     assert_eq!(exit, 1, "{diags:?}");
     let d = only_error(&diags, "file-too-large");
@@ -353,7 +346,10 @@ fn symlink_loop_to_project_root_is_an_io_error() {
 fn directory_symlink_to_its_parent_is_an_io_error_and_other_files_still_load() {
     let good = b"pipeline: good\ninput:\n  stdin: {}\noutput:\n  stdout: {}\n";
     let bad = b"pipeline: bad\ninput:\n  stdin: {}\n";
-    let dir = project(&[("pipelines/a/good.yaml", good), ("pipelines/a/bad.yaml", bad)]);
+    let dir = project(&[
+        ("pipelines/a/good.yaml", good),
+        ("pipelines/a/bad.yaml", bad),
+    ]);
     std::os::unix::fs::symlink("..", dir.path().join("pipelines/a/up")).unwrap();
     let (exit, diags) = validate(dir.path());
     assert_eq!(exit, 1, "{diags:?}");
@@ -374,8 +370,15 @@ fn directory_symlink_to_its_parent_is_an_io_error_and_other_files_still_load() {
 #[test]
 fn missing_project_directory_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(&["validate", "does-not-exist", "--format", "json"], dir.path());
-    assert_eq!(out.code, 2, "stdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    let out = run(
+        &["validate", "does-not-exist", "--format", "json"],
+        dir.path(),
+    );
+    assert_eq!(
+        out.code, 2,
+        "stdout:\n{}\nstderr:\n{}",
+        out.stdout, out.stderr
+    );
     assert!(out.stderr.contains("does-not-exist"), "{}", out.stderr);
 }
 
@@ -442,10 +445,7 @@ fn duplicate_keys_are_a_yaml_syntax_error() {
         "yaml-syntax",
     );
     assert_eq!(line(&d), 6, "{d}");
-    assert!(
-        d["message"].as_str().unwrap().contains("duplicate"),
-        "{d}"
-    );
+    assert!(d["message"].as_str().unwrap().contains("duplicate"), "{d}");
 }
 
 #[test]

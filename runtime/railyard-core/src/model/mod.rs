@@ -92,7 +92,10 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a section")
             }
-            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            fn visit_newtype_struct<D: Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Self::Value, D::Error> {
                 match T::deserialize(d) {
                     Ok(t) => Ok(Lenient::Ok(t)),
                     Err(_) if crate::yaml::de::absorb_pending() => Ok(Lenient::Failed),

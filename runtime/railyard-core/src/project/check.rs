@@ -1438,16 +1438,21 @@ pub(crate) fn root_errors(l: &mut Loader<'_>, file: &str, node: &Node) {
             l.push(
                 Diagnostic::error(Code::UnknownKey, format!("unknown key `{key}`"))
                     .at(file, k.span)
-                    .with_help(match crate::suggest::did_you_mean(&key, PIPELINE_KEYS.iter().copied()) {
-                        Some(b) => format!("did you mean `{b}`?"),
-                        None => format!("expected one of: {}", PIPELINE_KEYS.join(", ")),
-                    }),
+                    .with_help(
+                        match crate::suggest::did_you_mean(&key, PIPELINE_KEYS.iter().copied()) {
+                            Some(b) => format!("did you mean `{b}`?"),
+                            None => format!("expected one of: {}", PIPELINE_KEYS.join(", ")),
+                        },
+                    ),
             );
         }
     }
     for required in ["pipeline", "input", "output"] {
         if node.get(required).is_none() {
-            l.push(Diagnostic::error(Code::MissingKey, format!("missing key `{required}`")).at(file, node.span));
+            l.push(
+                Diagnostic::error(Code::MissingKey, format!("missing key `{required}`"))
+                    .at(file, node.span),
+            );
         }
     }
 }

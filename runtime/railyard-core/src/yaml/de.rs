@@ -148,7 +148,9 @@ pub(crate) fn absorb_pending() -> bool {
 pub fn from_node_lenient<'a, T: de::Deserialize<'a>>(node: &'a Node) -> (Option<T>, Vec<DeError>) {
     let outer = SINK.with(|s| s.borrow_mut().replace(Vec::new()));
     let result = from_node::<T>(node);
-    let mut errors = SINK.with(|s| std::mem::replace(&mut *s.borrow_mut(), outer)).unwrap_or_default();
+    let mut errors = SINK
+        .with(|s| std::mem::replace(&mut *s.borrow_mut(), outer))
+        .unwrap_or_default();
     PENDING.with(|p| p.borrow_mut().take());
     match result {
         Ok(v) => (Some(v), errors),

@@ -175,7 +175,9 @@ fn convert_error(text: &str, err: &serde_saphyr::Error) -> ParseError {
     use serde_saphyr::MessageFormatter;
     // Unwrap snippet and alias wrappers to the error that happened.
     let mut inner = err;
-    while let serde_saphyr::Error::AliasError { error, .. } | serde_saphyr::Error::WithSnippet { error, .. } = inner {
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = inner
+    {
         inner = error;
     }
     let message = serde_saphyr::DefaultMessageFormatter

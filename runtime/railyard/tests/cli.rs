@@ -238,6 +238,24 @@ fn missing_env_is_a_warning_exit_0() {
 }
 
 #[test]
+fn missing_env_after_escapes_is_located() {
+    let text = VALID_PIPELINE.replace(
+        "pipeline: tiny\n",
+        &format!("pipeline: tiny\ndescription: \"tab\\there \\u00e9 ${{env:{UNSET_VAR}}}\"\n"),
+    );
+    let dir = project(&text);
+    let (code, diags) = validate_json(dir.path(), &[]);
+    assert_eq!(code, 0, "{diags:?}");
+    assert_eq!(codes(&diags), ["missing-env"], "{diags:?}");
+    let (line, column) = position_of(&text, "${env:");
+    assert_eq!(
+        (diags[0]["line"].as_u64(), diags[0]["column"].as_u64()),
+        (Some(line), Some(column)),
+        "{text}"
+    );
+}
+
+#[test]
 fn deny_warnings_turns_a_warning_into_exit_1() {
     let (dir, _) = env_warning_project();
     let (code, diags) = validate_json(dir.path(), &["--deny-warnings"]);
@@ -899,6 +917,24 @@ fn schema_validate_with_schema_file_and_payload_file() {
         None,
     );
     assert_bad_payload_report(&out);
+}
+
+#[test]
+fn schema_validate_with_schema_file_and_an_id_exits_2() {
+    let dir = schema_project();
+    let out = run_in(
+        dir.path(),
+        &[
+            "schema",
+            "validate",
+            "--schema-file",
+            "schemas/canonical/order@1.json",
+            "canonical.order@1",
+            "good.json",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 2, "{out}");
 }
 
 #[test]

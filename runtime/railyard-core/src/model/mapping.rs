@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::pipeline::{ExpectedBody, TestInput};
-use super::{OrShort, SchemaRef, Spanned};
+use super::{Lenient, OrShort, SchemaRef, Spanned};
 
 /// Output field → JMESPath expression, in the order the analyst wrote them.
 pub type FieldMap = Vec<(Spanned<String>, Spanned<String>)>;
@@ -39,7 +39,7 @@ pub struct MappingFile {
     pub rhai_file: Option<Spanned<String>>,
     /// Example-based tests run by `railyard test`.
     #[serde(default)]
-    pub tests: Vec<Spanned<MappingTest>>,
+    pub tests: Vec<Lenient<Spanned<MappingTest>>>,
 }
 
 #[derive(Clone, Debug, Deserialize, JsonSchema)]

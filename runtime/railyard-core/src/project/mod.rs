@@ -539,13 +539,11 @@ impl Loader<'_> {
             let Some(node) = self.parse_yaml(&src) else {
                 continue;
             };
-            let def: MappingFile = match yaml::de::from_node(&node) {
-                Ok(d) => d,
-                Err(e) => {
-                    self.de_error(&path, e);
-                    continue;
-                }
-            };
+            let (def, errors) = yaml::de::from_node_lenient::<MappingFile>(&node);
+            for e in errors {
+                self.de_error(&path, e);
+            }
+            let Some(def) = def else { continue };
             let Some(mapping) = self.compile_mapping(&path, &src.text, def, schemas) else {
                 continue;
             };
@@ -652,6 +650,9 @@ impl Loader<'_> {
             return None;
         };
         for t in &def.tests {
+            let crate::model::Lenient::Ok(t) = t else {
+                continue;
+            };
             check::test_input(self, file, &t.value.input);
             if let crate::model::OrShort::Short(p) = &t.value.expect.value {
                 self.require_file(file, &crate::Spanned::new(p.clone(), t.value.expect.span));

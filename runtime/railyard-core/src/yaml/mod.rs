@@ -388,11 +388,26 @@ pub fn value_offset_to_source(
 ) -> usize {
     let start = def_start.min(text.len());
     let src = &text[start..];
+    // In a double-quoted scalar an escape (`\t`, `\u00e9`, `\n`, ...) is one character of the
+    // value written as several in the source: it is decoded and matched as a unit.
+    let double_quoted = src.starts_with('"');
     let mut src_iter = src.char_indices().peekable();
+    if src.starts_with(['"', '\'']) {
+        // The opening quote is syntax, never a character of the value.
+        src_iter.next();
+    }
     for (i, ch) in value.chars().enumerate() {
         // Find `ch` in the source, skipping syntax (quotes, indentation, escapes).
         let mut found = None;
-        for (pos, sc) in src_iter.by_ref() {
+        while let Some((pos, sc)) = src_iter.next() {
+            let sc = if double_quoted && sc == '\\' {
+                match unescape(&mut src_iter) {
+                    Some(c) => c,
+                    None => continue,
+                }
+            } else {
+                sc
+            };
             if sc == ch {
                 found = Some(pos);
                 break;
@@ -409,4 +424,40 @@ pub fn value_offset_to_source(
         Some(&(pos, _)) if char_offset >= value.chars().count() => start + pos,
         _ => start,
     }
+}
+
+/// Decodes the escape after a `\` in a double-quoted scalar, consuming it from `src`. `None` for
+/// an escaped line break (which adds nothing to the value) or a malformed escape.
+fn unescape(src: &mut std::iter::Peekable<std::str::CharIndices<'_>>) -> Option<char> {
+    let hex = |src: &mut std::iter::Peekable<std::str::CharIndices<'_>>, digits: usize| {
+        let mut code = 0u32;
+        for _ in 0..digits {
+            let d = src.peek()?.1.to_digit(16)?;
+            src.next();
+            code = code * 16 + d;
+        }
+        char::from_u32(code)
+    };
+    let (_, e) = src.next()?;
+    Some(match e {
+        '0' => '\0',
+        'a' => '\x07',
+        'b' => '\x08',
+        't' | '\t' => '\t',
+        'n' => '\n',
+        'v' => '\x0B',
+        'f' => '\x0C',
+        'r' => '\r',
+        'e' => '\x1B',
+        'N' => '\u{85}',
+        '_' => '\u{A0}',
+        'L' => '\u{2028}',
+        'P' => '\u{2029}',
+        'x' => return hex(src, 2),
+        'u' => return hex(src, 4),
+        'U' => return hex(src, 8),
+        '\n' | '\r' => return None,
+        // `\"`, `\\`, `\/`, `\ ` stand for themselves.
+        other => other,
+    })
 }

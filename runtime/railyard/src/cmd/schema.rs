@@ -21,11 +21,9 @@ pub enum SchemaCommand {
     },
     /// Check one JSON payload against a schema; print every violation.
     Validate {
-        /// Schema id from the project's registry, e.g. `canonical.order@1`.
-        #[arg(
-            required_unless_present = "schema_file",
-            conflicts_with = "schema_file"
-        )]
+        /// Schema id from the project's registry, e.g. `canonical.order@1`. With
+        /// `--schema-file` there is no id: the one positional argument is the payload.
+        #[arg(required_unless_present = "schema_file")]
         schema_id: Option<String>,
         /// A schema file to use instead of a registry id.
         #[arg(long)]
@@ -46,7 +44,21 @@ pub fn run(cmd: SchemaCommand) -> u8 {
             schema_file,
             file,
             dir,
-        } => validate(schema_id, schema_file, file, &dir),
+        } => {
+            // Positionals fill in order, so with `--schema-file` the payload lands in
+            // `schema_id`: `schema validate --schema-file s.json payload.json`.
+            let (schema_id, file) = match (&schema_file, schema_id, file) {
+                (Some(_), Some(payload), None) => (None, Some(PathBuf::from(payload))),
+                (Some(_), Some(id), Some(_)) => {
+                    eprintln!(
+                        "error: give a schema id or --schema-file, not both (got the id `{id}`)"
+                    );
+                    return exit::USAGE;
+                }
+                (_, id, file) => (id, file),
+            };
+            validate(schema_id, schema_file, file, &dir)
+        }
     }
 }
 

@@ -29,6 +29,15 @@ pub fn run(args: Args) -> u8 {
         eprintln!("error: {msg}");
         return exit::USAGE;
     }
+    const PROJECT_DIRS: [&str; 4] = ["pipelines", "mappings", "schemas", "plugins"];
+    if !PROJECT_DIRS.iter().any(|d| args.dir.join(d).is_dir()) {
+        eprintln!(
+            "error: `{}` is not a Railyard project: it has none of {}",
+            args.dir.display(),
+            PROJECT_DIRS.map(|d| format!("{d}/")).join(", ")
+        );
+        return exit::USAGE;
+    }
     let files = DirFiles::new(&args.dir);
     let env = |name: &str| std::env::var(name).ok();
     let loaded = project::load(

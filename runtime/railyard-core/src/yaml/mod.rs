@@ -387,7 +387,7 @@ pub fn value_offset_to_source(
     char_offset: usize,
 ) -> usize {
     let start = def_start.min(text.len());
-    let src = &text[start..];
+    let src = text.get(start..).unwrap_or_default();
     // In a double-quoted scalar an escape (`\t`, `\u00e9`, `\n`, ...) is one character of the
     // value written as several in the source: it is decoded and matched as a unit.
     let double_quoted = src.starts_with('"');

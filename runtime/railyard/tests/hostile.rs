@@ -400,7 +400,7 @@ fn broken_json_schema_is_a_json_syntax_error() {
     assert_eq!(exit, 1, "{diags:?}");
     let d = only_error(&diags, "json-syntax");
     assert_eq!(d["file"], path, "{d}");
-    assert_eq!(line(&d), 1, "{d}");
+    assert_eq!(line(d), 1, "{d}");
 }
 
 #[test]
@@ -412,7 +412,7 @@ fn broken_json_schema_on_a_later_line_is_located() {
     assert_eq!(exit, 1, "{diags:?}");
     let d = only_error(&diags, "json-syntax");
     assert_eq!(d["file"], path, "{d}");
-    assert_eq!(line(&d), 4, "{d}");
+    assert_eq!(line(d), 4, "{d}");
 }
 
 #[test]

@@ -17,10 +17,20 @@ pub struct ExprError {
     pub char_offset: usize,
 }
 
-/// A compiled JMESPath expression.
+/// The JMESPath runtime: the 26 standard functions with standard (numeric-only) ordering,
+/// plus Railyard's retail functions ([`crate::functions`]). One per process: expressions
+/// borrow it for `'static`.
+static RUNTIME: std::sync::LazyLock<jpx_core::Runtime> = std::sync::LazyLock::new(|| {
+    let mut runtime = jpx_core::Runtime::strict();
+    crate::functions::register_jmespath(&mut runtime);
+    runtime
+});
+
+/// A compiled JMESPath expression (jpx-core: evaluates on `serde_json::Value` directly, with no
+/// conversion into a separate value type).
 #[derive(Clone)]
 pub struct JmesPath {
-    expr: Arc<jmespath::Expression<'static>>,
+    expr: Arc<jpx_core::Expression<'static>>,
 }
 
 impl std::fmt::Debug for JmesPath {
@@ -37,13 +47,16 @@ impl JmesPath {
                 char_offset: 0,
             });
         }
-        match jmespath::compile(source) {
-            Ok(expr) => Ok(JmesPath {
-                expr: Arc::new(expr),
-            }),
+        match RUNTIME.compile(source) {
+            Ok(expr) => {
+                check_functions(expr.as_ast())?;
+                Ok(JmesPath {
+                    expr: Arc::new(expr),
+                })
+            }
             Err(e) => {
                 let message = match &e.reason {
-                    jmespath::ErrorReason::Parse(m) => m.clone(),
+                    jpx_core::ErrorReason::Parse(m) => m.clone(),
                     other => other.to_string(),
                 };
                 // At the end of input, point at the last character rather than past it
@@ -63,10 +76,62 @@ impl JmesPath {
 
     /// Evaluates the expression on `data` with standard JMESPath semantics.
     pub fn search(&self, data: &Value) -> Result<Value, String> {
-        let var = jmespath::Variable::from_serializable(data).map_err(|e| e.to_string())?;
-        let result = self.expr.search(var).map_err(|e| e.to_string())?;
-        serde_json::to_value(&*result).map_err(|e| e.to_string())
+        self.expr.search(data).map_err(|e| match e.reason {
+            jpx_core::ErrorReason::Parse(m) => m,
+            jpx_core::ErrorReason::Runtime(r) => r.to_string(),
+            other => other.to_string(),
+        })
     }
+}
+
+/// Every function an expression calls must exist: an unknown name is a load-time error with a
+/// suggestion, not a runtime surprise.
+fn check_functions(ast: &jpx_core::ast::Ast) -> Result<(), ExprError> {
+    use jpx_core::ast::Ast;
+    let mut stack = vec![ast];
+    while let Some(node) = stack.pop() {
+        match node {
+            Ast::Function { offset, name, args } => {
+                if RUNTIME.get_function(name).is_none() {
+                    let known = crate::functions::JMESPATH_BUILTINS
+                        .iter()
+                        .copied()
+                        .chain(crate::functions::FUNCTIONS.iter().map(|f| f.name));
+                    let hint = match crate::suggest::did_you_mean(name, known) {
+                        Some(best) => format!("; did you mean `{best}()`?"),
+                        None => String::new(),
+                    };
+                    return Err(ExprError {
+                        message: format!("unknown function `{name}()`{hint}"),
+                        char_offset: *offset,
+                    });
+                }
+                stack.extend(args);
+            }
+            Ast::Comparison { lhs, rhs, .. }
+            | Ast::And { lhs, rhs, .. }
+            | Ast::Or { lhs, rhs, .. }
+            | Ast::Subexpr { lhs, rhs, .. }
+            | Ast::Projection { lhs, rhs, .. } => {
+                stack.push(lhs);
+                stack.push(rhs);
+            }
+            Ast::Condition {
+                predicate, then, ..
+            } => {
+                stack.push(predicate);
+                stack.push(then);
+            }
+            Ast::Expref { ast, .. } => stack.push(ast),
+            Ast::Flatten { node, .. } | Ast::Not { node, .. } | Ast::ObjectValues { node, .. } => {
+                stack.push(node)
+            }
+            Ast::MultiList { elements, .. } => stack.extend(elements),
+            Ast::MultiHash { elements, .. } => stack.extend(elements.iter().map(|kv| &kv.value)),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Rewrites the parser's wording ("unexpected nud token -- found Rbracket") into what an

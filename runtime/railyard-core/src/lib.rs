@@ -9,6 +9,7 @@
 pub mod diag;
 pub mod env;
 pub mod expr;
+pub mod functions;
 pub mod model;
 pub mod project;
 pub mod schema;

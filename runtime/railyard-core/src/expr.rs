@@ -103,7 +103,8 @@ fn check_functions(ast: &jpx_core::ast::Ast) -> Result<(), ExprError> {
                     };
                     return Err(ExprError {
                         message: format!("unknown function `{name}()`{hint}"),
-                        char_offset: *offset,
+                        // The node's offset is just past the name.
+                        char_offset: offset.saturating_sub(name.chars().count()),
                     });
                 }
                 stack.extend(args);

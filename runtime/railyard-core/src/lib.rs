@@ -7,6 +7,7 @@
 //! only the project, and tests build projects in memory.
 
 pub mod diag;
+pub mod engine;
 pub mod env;
 pub mod expr;
 pub mod functions;

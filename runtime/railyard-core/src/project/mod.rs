@@ -50,6 +50,11 @@ pub struct Project {
     pub mappings: BTreeMap<String, Mapping>,
     pub pipelines: BTreeMap<String, Pipeline>,
     pub plugins: BTreeMap<String, Plugin>,
+    /// The sandboxed Rhai engine every script, mapping and plugin of this project runs in,
+    /// with the retail functions and the `plugins/` modules registered (`money::fn(..)`).
+    pub rhai: Arc<rhai::Engine>,
+    /// Reference tables from `tables/`, for `lookup()`.
+    pub tables: Arc<crate::functions::Tables>,
 }
 
 pub struct Loaded {
@@ -137,6 +142,7 @@ pub fn load(files: &dyn ProjectFiles, options: &LoadOptions<'_>) -> Loaded {
     };
 
     let schemas = l.load_schemas();
+    let tables = l.load_tables();
     let plugins = l.load_plugins();
     let mappings = l.load_mappings(&schemas);
     let parsed = l.parse_pipelines();
@@ -164,6 +170,8 @@ pub fn load(files: &dyn ProjectFiles, options: &LoadOptions<'_>) -> Loaded {
             mappings,
             pipelines,
             plugins,
+            rhai: Arc::new(l.engine),
+            tables: Arc::new(tables),
         },
         diagnostics,
     }
@@ -500,6 +508,11 @@ impl Loader<'_> {
         SchemaRegistry::build(&sources, &mut self.diags)
     }
 
+    fn load_tables(&mut self) -> crate::functions::Tables {
+        let tables = crate::functions::Tables::default();
+        tables
+    }
+
     fn load_plugins(&mut self) -> BTreeMap<String, Plugin> {
         let mut plugins = BTreeMap::new();
         for path in self.list("plugins") {
@@ -514,6 +527,22 @@ impl Loader<'_> {
                 continue;
             };
             if let Some(script) = self.compile_rhai_source(&src) {
+                // Make the plugin importable as a module: `money::to_cents(x)` in any script
+                // or Rhai mapping compiled after this.
+                match rhai::Module::eval_ast_as_new(rhai::Scope::new(), script.ast(), &self.engine)
+                {
+                    Ok(module) => {
+                        self.engine
+                            .register_static_module(name.as_str(), module.into());
+                    }
+                    Err(e) => self.push(
+                        Diagnostic::error(
+                            Code::RhaiSyntax,
+                            format!("plugin `{name}` fails to load: {e}"),
+                        )
+                        .at(&path, Span::default()),
+                    ),
+                }
                 plugins.insert(
                     name.clone(),
                     Plugin {

@@ -16,6 +16,7 @@ pub mod project;
 pub mod schema;
 pub mod spanned;
 pub mod suggest;
+pub mod testing;
 pub mod yaml;
 
 pub use diag::{Code, Diagnostic, Severity, SourceText, Span};

@@ -39,6 +39,10 @@ enum Command {
     /// Inspect the schema registry and check payloads against schemas.
     #[command(subcommand)]
     Schema(cmd::schema::SchemaCommand),
+    /// Run the `tests:` of every pipeline and mapping through the engine.
+    Test(cmd::test::Args),
+    /// Run one mapping (or a whole pipeline) on a payload and print what it becomes.
+    Map(cmd::map::Args),
     /// Evaluate a JMESPath expression or a Rhai script on a JSON payload.
     Eval(cmd::eval::Args),
     /// Print the JSON Schema of the pipeline or mapping file format (for editors).
@@ -50,6 +54,8 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Validate(args) => cmd::validate::run(args),
         Command::Schema(c) => cmd::schema::run(c),
+        Command::Test(args) => cmd::test::run(args),
+        Command::Map(args) => cmd::map::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::FormatSchema(args) => cmd::format_schema::run(args),
     };

@@ -26,13 +26,24 @@ fn yaml_files(dir: &str) -> usize {
 #[test]
 fn reference_project_is_valid_and_fully_compiled() {
     let out = Command::new(env!("CARGO_BIN_EXE_railyard"))
-        .args(["validate", ".", "--strict-env", "--deny-warnings", "--format", "json"])
+        .args([
+            "validate",
+            ".",
+            "--strict-env",
+            "--deny-warnings",
+            "--format",
+            "json",
+        ])
         .current_dir(root())
         .output()
         .expect("run railyard");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let diags: serde_json::Value = serde_json::from_str(&stdout).expect("json output");
-    assert_eq!(diags, serde_json::json!([]), "diagnostics on the reference project");
+    assert_eq!(
+        diags,
+        serde_json::json!([]),
+        "diagnostics on the reference project"
+    );
     assert_eq!(out.status.code(), Some(0));
 
     let human = Command::new(env!("CARGO_BIN_EXE_railyard"))
@@ -44,9 +55,14 @@ fn reference_project_is_valid_and_fully_compiled() {
     let summary = String::from_utf8_lossy(&human.stdout).into_owned();
     let pipelines = yaml_files("pipelines");
     let mappings = yaml_files("mappings");
-    assert!(pipelines >= 5 && mappings >= 5, "the reference project lost its content");
     assert!(
-        summary.contains(&format!("compiled {pipelines} pipelines, {mappings} mappings")),
+        pipelines >= 5 && mappings >= 5,
+        "the reference project lost its content"
+    );
+    assert!(
+        summary.contains(&format!(
+            "compiled {pipelines} pipelines, {mappings} mappings"
+        )),
         "every pipeline and mapping file must compile: {summary}"
     );
 }
@@ -65,11 +81,19 @@ fn reference_schemas_are_listed() {
         .iter()
         .filter_map(|e| e["id"].as_str())
         .collect();
-    for id in ["canonical.order@1", "canonical.money@1", "shopify.order@1", "erp.bc.sales_order@2"] {
+    for id in [
+        "canonical.order@1",
+        "canonical.money@1",
+        "shopify.order@1",
+        "erp.bc.sales_order@2",
+    ] {
         assert!(ids.contains(&id), "{id} missing from {ids:?}");
     }
     assert!(
-        list.as_array().expect("array").iter().all(|e| e["compiled"] == true),
+        list.as_array()
+            .expect("array")
+            .iter()
+            .all(|e| e["compiled"] == true),
         "every reference schema compiles"
     );
 }

@@ -357,7 +357,7 @@ fn check_pipeline(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, def: &PipelineFile) -> 
         c
     });
 
-    let (steps, ty, steps_ok) = check_steps(l, ctx, &def.steps, ty);
+    let (steps, ty, steps_ok) = check_steps(l, ctx, &def.steps, ty, false);
     ok &= steps_ok;
     let (outputs, outputs_ok) = check_outputs(l, ctx, &def.output, &ty);
     ok &= outputs_ok;
@@ -581,6 +581,7 @@ fn check_steps(
     ctx: &mut Ctx<'_>,
     steps: &[Lenient<Spanned<StepKind>>],
     mut ty: Ty,
+    in_case: bool,
 ) -> (Vec<Step>, Ty, bool) {
     let file = ctx.file.clone();
     let text = ctx.text.clone();
@@ -782,6 +783,17 @@ fn check_steps(
             }
             StepKind::Batch(b) => {
                 let v = &b.value;
+                if in_case {
+                    l.push(
+                        Diagnostic::error(
+                            Code::InvalidValue,
+                            "a batch cannot sit inside a switch case",
+                        )
+                        .at(&file, step.span)
+                        .with_help("batch at the top level of `steps`, before or after the switch"),
+                    );
+                    ok = false;
+                }
                 if v.count.is_none() && v.window.is_none() {
                     l.push(
                         Diagnostic::error(
@@ -835,6 +847,28 @@ fn check_steps(
             StepKind::Metadata(m) => {
                 let mut set = Vec::new();
                 let mut m_ok = true;
+                let targets = m
+                    .value
+                    .set
+                    .iter()
+                    .map(|(k, e)| (k, e.span))
+                    .chain(m.value.copy.iter().map(|(k, v)| (k, v.span)));
+                for (k, span) in targets.collect::<Vec<_>>() {
+                    if crate::engine::RESERVED_META.contains(&k.as_str()) {
+                        l.push(
+                            Diagnostic::error(
+                                Code::InvalidValue,
+                                format!("`meta.{k}` belongs to the runtime and cannot be set"),
+                            )
+                            .at(&file, span)
+                            .with_help(format!(
+                                "reserved: {}",
+                                crate::engine::RESERVED_META.join(", ")
+                            )),
+                        );
+                        m_ok = false;
+                    }
+                }
                 for (k, e) in &m.value.set {
                     match l.jmespath(&file, &text, e) {
                         Some(c) => set.push((k.clone(), c)),
@@ -986,7 +1020,7 @@ fn check_case(
         Some(w) => Some(l.jmespath(&file, &text, w)?),
         None => None,
     };
-    let (steps, end, steps_ok) = check_steps(l, ctx, &case.steps, ty);
+    let (steps, end, steps_ok) = check_steps(l, ctx, &case.steps, ty, true);
     let (outputs, outputs_ok) = match &case.output {
         Some(o) => check_outputs(l, ctx, o, &end),
         None => (Vec::new(), true),

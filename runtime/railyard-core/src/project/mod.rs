@@ -508,8 +508,61 @@ impl Loader<'_> {
         SchemaRegistry::build(&sources, &mut self.diags)
     }
 
+    /// Reference tables for `lookup()`: `tables/<name>.json` or `tables/<name>.csv`
+    /// (subdirectories join with `.`: `tables/tax/codes.csv` is `tax.codes`).
     fn load_tables(&mut self) -> crate::functions::Tables {
-        let tables = crate::functions::Tables::default();
+        let mut tables = crate::functions::Tables::default();
+        let mut defined_in: BTreeMap<String, String> = BTreeMap::new();
+        for path in self.list("tables") {
+            let rel = path.strip_prefix("tables/").unwrap_or(&path);
+            let Some(stem) = rel
+                .strip_suffix(".json")
+                .or_else(|| rel.strip_suffix(".csv"))
+            else {
+                continue;
+            };
+            let name = stem.replace('/', ".");
+            if let Some(first) = defined_in.get(&name) {
+                self.push(
+                    Diagnostic::error(
+                        Code::DuplicateName,
+                        format!("table `{name}` is defined twice"),
+                    )
+                    .at(&path, Span::default())
+                    .with_related(first, Span::default(), "first defined here"),
+                );
+                continue;
+            }
+            let bytes = match self.files.read(&path, MAX_DATA_BYTES) {
+                Ok(b) => b,
+                Err(ReadError::TooLarge { size, limit }) => {
+                    self.push(
+                        Diagnostic::error(
+                            Code::FileTooLarge,
+                            format!("table is {size} bytes, more than {limit}"),
+                        )
+                        .at(&path, Span::default()),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    self.push(
+                        Diagnostic::error(Code::Io, format!("cannot read `{path}`: {e:?}"))
+                            .at(&path, Span::default()),
+                    );
+                    continue;
+                }
+            };
+            match crate::functions::Tables::parse_file(&name, &path, &bytes) {
+                Ok(table) => {
+                    defined_in.insert(name.clone(), path.clone());
+                    tables = tables.with_table(name, table);
+                }
+                Err(msg) => {
+                    self.push(Diagnostic::error(Code::InvalidValue, msg).at(&path, Span::default()))
+                }
+            }
+        }
         tables
     }
 

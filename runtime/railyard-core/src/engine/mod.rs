@@ -177,8 +177,15 @@ impl<'p> Engine<'p> {
                 }
                 flight.clean = true;
             }
-            let continuing =
-                self.run_steps(pipeline, &pipeline.steps, "", vec![flight], &mut out, state);
+            let continuing = self.run_steps(
+                pipeline,
+                &pipeline.steps,
+                "",
+                0,
+                vec![flight],
+                &mut out,
+                state,
+            );
             self.deliver(&pipeline.outputs, continuing, None, &mut out);
             out
         })
@@ -189,36 +196,28 @@ impl<'p> Engine<'p> {
     pub fn flush(&self, pipeline: &'p Pipeline, state: &mut dyn State) -> Outcome<'p> {
         crate::functions::with_tables(&self.project.tables, || {
             let mut out = Outcome::default();
-            for (buffer, messages) in state.batch_drain(&format!("{}/", pipeline.name)) {
-                let Some(index) = buffer
-                    .rsplit('/')
-                    .next()
-                    .and_then(|s| s.strip_prefix("steps["))
-                    .and_then(|s| s.strip_suffix(']'))
-                    .and_then(|s| s.parse::<usize>().ok())
-                else {
+            // Batch steps in order, each drained on its own: what an earlier batch emits into a
+            // later one is buffered there before that one is drained, so one flush empties the
+            // whole chain. Steps after a batch keep their own indexes (failure reports, and the
+            // buffer name of a later batch step).
+            for (index, step) in pipeline.steps.iter().enumerate() {
+                let Step::Batch { schema, .. } = step else {
                     continue;
                 };
-                let Some(Step::Batch { schema, .. }) = pipeline.steps.get(index) else {
-                    continue;
-                };
-                let batch = self.make_batch(
-                    messages,
-                    schema.as_deref(),
-                    &format!("steps[{index}] batch"),
-                    &mut out,
-                );
-                if let Some(f) = batch {
-                    let rest = &pipeline.steps[index + 1..];
-                    let continuing = self.run_steps(
-                        pipeline,
-                        rest,
-                        &format!("after-batch-{index}:"),
-                        vec![f],
+                let buffer = format!("{}/steps[{index}]", pipeline.name);
+                for (_, messages) in state.batch_drain(&buffer) {
+                    let batch = self.make_batch(
+                        messages,
+                        schema.as_deref(),
+                        &format!("steps[{index}] batch"),
                         &mut out,
-                        state,
                     );
-                    self.deliver(&pipeline.outputs, continuing, None, &mut out);
+                    if let Some(f) = batch {
+                        let rest = &pipeline.steps[index + 1..];
+                        let continuing =
+                            self.run_steps(pipeline, rest, "", index + 1, vec![f], &mut out, state);
+                        self.deliver(&pipeline.outputs, continuing, None, &mut out);
+                    }
                 }
             }
             out
@@ -306,11 +305,14 @@ impl<'p> Engine<'p> {
         e.search(msg.envelope())
     }
 
+    /// Runs `steps` (which start at index `first` of their list) over `flights`.
+    #[allow(clippy::too_many_arguments)]
     fn run_steps(
         &self,
         pipeline: &'p Pipeline,
         steps: &'p [Step],
         prefix: &str,
+        first: usize,
         mut flights: Vec<Flight>,
         out: &mut Outcome<'p>,
         state: &mut dyn State,
@@ -319,7 +321,7 @@ impl<'p> Engine<'p> {
             if flights.is_empty() {
                 break;
             }
-            let name = format!("{prefix}steps[{i}] {}", step_kind(step));
+            let name = format!("{prefix}steps[{}] {}", first + i, step_kind(step));
             let mut next = Vec::with_capacity(flights.len());
             for f in flights {
                 self.run_step(pipeline, step, &name, f, &mut next, out, state);
@@ -727,6 +729,7 @@ impl<'p> Engine<'p> {
                 pipeline,
                 &case.steps,
                 &prefix,
+                0,
                 vec![flight],
                 &mut sub,
                 state,

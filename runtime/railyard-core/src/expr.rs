@@ -224,6 +224,7 @@ pub fn rhai_engine() -> rhai::Engine {
         .disable_symbol("eval")
         .on_print(|_| {})
         .on_debug(|_, _, _| {});
+    crate::functions::register_rhai(&mut engine);
     engine
 }
 

@@ -107,6 +107,22 @@ fn check_functions(ast: &jpx_core::ast::Ast) -> Result<(), ExprError> {
                         char_offset: offset.saturating_sub(name.chars().count()),
                     });
                 }
+                if let Some(def) = crate::functions::find(name)
+                    && !(def.min_args..=def.max_args).contains(&args.len())
+                {
+                    let want = if def.min_args == def.max_args {
+                        def.min_args.to_string()
+                    } else {
+                        format!("{} to {}", def.min_args, def.max_args)
+                    };
+                    return Err(ExprError {
+                        message: format!(
+                            "`{name}()` takes {want} arguments, this call passes {}",
+                            args.len()
+                        ),
+                        char_offset: offset.saturating_sub(name.chars().count()),
+                    });
+                }
                 stack.extend(args);
             }
             Ast::Comparison { lhs, rhs, .. }

@@ -1288,17 +1288,21 @@ fn every_function_is_registered_in_both_engines_at_every_arity() {
 
 #[test]
 fn wrong_argument_counts_are_errors_in_both_engines() {
+    // JMESPath: caught when the expression compiles (load time), pointing at the name.
     assert_eq!(
         jmes("dec_add('1')", &json!({})),
-        Err("dec_add() takes 2 arguments, got 1".to_string())
+        Err("compile error: `dec_add()` takes 2 arguments, this call passes 1 at 0".to_string())
     );
     assert_eq!(
         jmes("dec_round('1', `2`, 'half_up', 'x')", &json!({})),
-        Err("dec_round() takes 2 to 3 arguments, got 4".to_string())
+        Err(
+            "compile error: `dec_round()` takes 2 to 3 arguments, this call passes 4 at 0"
+                .to_string()
+        )
     );
     assert_eq!(
-        jmes("dec('1', '2')", &json!({})),
-        Err("dec() takes 1 argument, got 2".to_string())
+        jmes("a || dec('1', '2')", &json!({})),
+        Err("compile error: `dec()` takes 1 argument, this call passes 2 at 5".to_string())
     );
     let e = rhai("dec_add(\"1\")", &json!({})).unwrap_err();
     assert!(e.contains("Function not found: dec_add"), "{e}");

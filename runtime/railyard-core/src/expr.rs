@@ -117,7 +117,8 @@ fn check_functions(ast: &jpx_core::ast::Ast) -> Result<(), ExprError> {
                     };
                     return Err(ExprError {
                         message: format!(
-                            "`{name}()` takes {want} arguments, this call passes {}",
+                            "`{name}()` takes {want} argument{}, this call passes {}",
+                            if def.max_args == 1 { "" } else { "s" },
                             args.len()
                         ),
                         char_offset: offset.saturating_sub(name.chars().count()),

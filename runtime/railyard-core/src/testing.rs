@@ -217,11 +217,7 @@ fn run_pipeline_test(
         headers,
         ..Origin::default()
     };
-    let mut outcome = engine.ingest(p, body, origin, &mut state);
-    let flushed = engine.flush(p, &mut state);
-    outcome.delivered.extend(flushed.delivered);
-    outcome.dropped.extend(flushed.dropped);
-    outcome.failed.extend(flushed.failed);
+    let outcome = engine.run_to_end(p, body, origin, &mut state);
     check_expectation(files, expect, &outcome)
 }
 

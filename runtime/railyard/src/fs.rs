@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use railyard_core::project::{Listing, ProjectFiles, ReadError};
+use railyard_core::project::{self, Listing, LoadOptions, Loaded, ProjectFiles, ReadError};
 
 /// A project directory on disk. Paths handed to the core are relative to `root` and use `/`.
 pub struct DirFiles {
@@ -101,4 +101,23 @@ impl ProjectFiles for DirFiles {
         }
         Ok(buf)
     }
+}
+
+/// Opens and loads the project at `dir` with the process environment for `${env:...}`.
+/// Prints the problem and returns the exit code when `dir` is not a usable directory.
+pub fn open_project(dir: &Path, strict_env: bool) -> Result<(DirFiles, Loaded), u8> {
+    if let Err(msg) = crate::check_project_dir(dir) {
+        eprintln!("error: {msg}");
+        return Err(crate::exit::USAGE);
+    }
+    let files = DirFiles::new(dir);
+    let env = |name: &str| std::env::var(name).ok();
+    let loaded = project::load(
+        &files,
+        &LoadOptions {
+            env: &env,
+            strict_env,
+        },
+    );
+    Ok((files, loaded))
 }

@@ -63,7 +63,7 @@ fn main() -> ExitCode {
 }
 
 /// The project directory argument shared by commands: positional, default `.`.
-pub fn check_project_dir(dir: &PathBuf) -> Result<(), String> {
+pub fn check_project_dir(dir: &std::path::Path) -> Result<(), String> {
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(format!("`{}` is not a directory", dir.display())),

@@ -60,7 +60,21 @@ struct JsonDiagnostic<'a> {
     help: Option<&'a str>,
 }
 
-impl Renderer<'_> {
+impl<'a> Renderer<'a> {
+    /// A renderer for diagnostics of the project loaded from `dir`.
+    pub fn new(
+        loaded: &'a railyard_core::project::Loaded,
+        dir: &std::path::Path,
+        color: bool,
+    ) -> Renderer<'a> {
+        Renderer {
+            sources: &loaded.project.sources,
+            paths: Paths::new(dir),
+            color,
+            width: 100,
+        }
+    }
+
     fn positions(&self, file: Option<&str>, span: Span) -> Option<(usize, usize, usize, usize)> {
         let src = self.sources.get(file?)?;
         let a = src.line_col(span.start);

@@ -136,6 +136,20 @@ impl<'p> Engine<'p> {
         self.process(pipeline, msg, state)
     }
 
+    /// Ingests one payload and then flushes every batch: the whole life of one message when
+    /// nothing else will arrive (`railyard test`, `railyard map`).
+    pub fn run_to_end(
+        &self,
+        pipeline: &'p Pipeline,
+        body: Value,
+        origin: Origin,
+        state: &mut dyn State,
+    ) -> Outcome<'p> {
+        let mut outcome = self.ingest(pipeline, body, origin, state);
+        outcome.absorb(self.flush(pipeline, state));
+        outcome
+    }
+
     /// Processes one message through `pipeline`: input schema, steps, outputs.
     pub fn process(
         &self,

@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 
 use railyard_core::engine::{Engine, MemoryState, Origin};
-use railyard_core::project::{self, LoadOptions, Project};
+use railyard_core::project::Project;
 use railyard_core::schema::violations;
 use serde_json::{Value, json};
 
 use crate::exit;
-use crate::fs::DirFiles;
-use crate::render::{Paths, Renderer, summary};
+use crate::fs::open_project;
+use crate::render::{Renderer, summary};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -39,19 +39,10 @@ pub fn run(mut args: Args) -> u8 {
         }
         args.file = args.mapping.take().map(PathBuf::from);
     }
-    if let Err(msg) = crate::check_project_dir(&args.dir) {
-        eprintln!("error: {msg}");
-        return exit::USAGE;
-    }
-    let env = |name: &str| std::env::var(name).ok();
-    let files = DirFiles::new(&args.dir);
-    let loaded = project::load(
-        &files,
-        &LoadOptions {
-            env: &env,
-            strict_env: false,
-        },
-    );
+    let (_, loaded) = match open_project(&args.dir, false) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
     let project = &loaded.project;
     let (_, payload) = match crate::read_payload(args.file.as_ref()) {
         Ok(p) => p,
@@ -63,12 +54,7 @@ pub fn run(mut args: Args) -> u8 {
     let not_found = |what: &str, name: &str, known: Vec<&str>| {
         eprintln!("error: no {what} named `{name}` compiled");
         if loaded.has_errors() {
-            let renderer = Renderer {
-                sources: &project.sources,
-                paths: Paths::new(&args.dir),
-                color: false,
-                width: 100,
-            };
+            let renderer = Renderer::new(&loaded, &args.dir, false);
             eprint!("{}", renderer.human(&loaded.diagnostics));
             eprintln!("({})", summary(&loaded.diagnostics));
         } else if let Some(best) = railyard_core::suggest::did_you_mean(name, known.iter().copied())
@@ -182,11 +168,7 @@ fn run_pipeline(
         headers: h,
         ..Origin::default()
     };
-    let mut outcome = engine.ingest(p, payload, origin, &mut state);
-    let flushed = engine.flush(p, &mut state);
-    outcome.delivered.extend(flushed.delivered);
-    outcome.dropped.extend(flushed.dropped);
-    outcome.failed.extend(flushed.failed);
+    let outcome = engine.run_to_end(p, payload, origin, &mut state);
     for d in &outcome.delivered {
         let outputs: Vec<String> = d.outputs.iter().map(describe_output).collect();
         let shown = json!({

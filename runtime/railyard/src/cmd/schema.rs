@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use railyard_core::project::{self, LoadOptions};
+use railyard_core::project;
 use railyard_core::schema::{compile_standalone, violations};
 
 use crate::exit;
-use crate::fs::DirFiles;
+use crate::fs::open_project;
 
 #[derive(clap::Subcommand)]
 pub enum SchemaCommand {
@@ -62,19 +62,8 @@ pub fn run(cmd: SchemaCommand) -> u8 {
     }
 }
 
-fn load_registry(dir: &PathBuf) -> Result<project::Project, u8> {
-    if let Err(msg) = crate::check_project_dir(dir) {
-        eprintln!("error: {msg}");
-        return Err(exit::USAGE);
-    }
-    let env = |name: &str| std::env::var(name).ok();
-    let loaded = project::load(
-        &DirFiles::new(dir),
-        &LoadOptions {
-            env: &env,
-            strict_env: false,
-        },
-    );
+fn load_registry(dir: &std::path::Path) -> Result<project::Project, u8> {
+    let (_, loaded) = open_project(dir, false)?;
     let schema_errors = loaded
         .diagnostics
         .iter()

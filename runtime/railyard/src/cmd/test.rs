@@ -2,12 +2,11 @@
 
 use std::path::PathBuf;
 
-use railyard_core::project::{self, LoadOptions};
 use railyard_core::testing::{TestResult, run_tests};
 
 use crate::exit;
-use crate::fs::DirFiles;
-use crate::render::{Format, Paths, Renderer, summary};
+use crate::fs::open_project;
+use crate::render::{Paths, Renderer, summary};
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TestFormat {
@@ -31,28 +30,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> u8 {
-    if let Err(msg) = crate::check_project_dir(&args.dir) {
-        eprintln!("error: {msg}");
-        return exit::USAGE;
-    }
-    let files = DirFiles::new(&args.dir);
-    let env = |name: &str| std::env::var(name).ok();
-    let loaded = project::load(
-        &files,
-        &LoadOptions {
-            env: &env,
-            strict_env: false,
-        },
-    );
+    let (files, loaded) = match open_project(&args.dir, false) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
     if loaded.has_errors() {
-        let renderer = Renderer {
-            sources: &loaded.project.sources,
-            paths: Paths::new(&args.dir),
-            color: crate::use_color(),
-            width: 100,
-        };
+        let renderer = Renderer::new(&loaded, &args.dir, crate::use_color());
         eprint!("{}", renderer.human(&loaded.diagnostics));
-        let _ = Format::Human;
         eprintln!(
             "error: the project does not validate ({}); no tests ran",
             summary(&loaded.diagnostics)

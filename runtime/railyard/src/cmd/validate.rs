@@ -2,11 +2,9 @@
 
 use std::path::PathBuf;
 
-use railyard_core::project::{self, LoadOptions};
-
 use crate::exit;
-use crate::fs::DirFiles;
-use crate::render::{Format, Paths, Renderer, summary};
+use crate::fs::open_project;
+use crate::render::{Format, Renderer, summary};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -38,21 +36,11 @@ pub fn run(args: Args) -> u8 {
         );
         return exit::USAGE;
     }
-    let files = DirFiles::new(&args.dir);
-    let env = |name: &str| std::env::var(name).ok();
-    let loaded = project::load(
-        &files,
-        &LoadOptions {
-            env: &env,
-            strict_env: args.strict_env,
-        },
-    );
-    let renderer = Renderer {
-        sources: &loaded.project.sources,
-        paths: Paths::new(&args.dir),
-        color: crate::use_color(),
-        width: 100,
+    let (_, loaded) = match open_project(&args.dir, args.strict_env) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
+    let renderer = Renderer::new(&loaded, &args.dir, crate::use_color());
     let diags = &loaded.diagnostics;
     match args.format {
         Format::Json => print!("{}", renderer.json(diags)),

@@ -77,7 +77,7 @@ fn load_registry(dir: &std::path::Path) -> Result<project::Project, u8> {
     Ok(loaded.project)
 }
 
-fn list(dir: &PathBuf, json: bool) -> u8 {
+fn list(dir: &std::path::Path, json: bool) -> u8 {
     let project = match load_registry(dir) {
         Ok(p) => p,
         Err(code) => return code,
@@ -124,7 +124,7 @@ fn validate(
     schema_id: Option<String>,
     schema_file: Option<PathBuf>,
     file: Option<PathBuf>,
-    dir: &PathBuf,
+    dir: &std::path::Path,
 ) -> u8 {
     let (label, validator) = match (&schema_id, &schema_file) {
         (_, Some(path)) => {

@@ -1,0 +1,291 @@
+//! The HTTP input: one route per pipeline with an `http:` input.
+//!
+//! Request checks run in the order a platform's engineer would debug them: route (404),
+//! method (405), content type (415), size (413), API key and signature (401), JSON (400).
+//! Only then is the message handed off; the 202 with the message id is sent after the
+//! hand-off confirmed it durable. A hand-off that cannot take the message answers 503 with
+//! `Retry-After`, so the platform retries instead of losing it.
+
+pub mod verify;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use railyard_core::project::{Pipeline, Project};
+use serde_json::{Map, Value, json};
+
+pub use self::verify::{HmacCheck, SignatureError};
+
+/// Default largest body when the pipeline does not say (`max_body`).
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+
+/// A request that passed every check, ready for the pipeline.
+#[derive(Clone, Debug)]
+pub struct Inbound {
+    pub pipeline: String,
+    pub body: Value,
+    /// Request headers, lower-case names.
+    pub headers: Map<String, Value>,
+    pub correlation_id: Option<String>,
+}
+
+/// The hand-off could not take the message now; the sender should retry.
+#[derive(Clone, Debug)]
+pub struct Unavailable {
+    pub retry_after_secs: u64,
+    pub reason: String,
+}
+
+/// Takes an accepted request and returns its message id once it is durable.
+pub type Handoff = Arc<
+    dyn Fn(Inbound) -> Pin<Box<dyn Future<Output = Result<String, Unavailable>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// One route, from a pipeline's `http:` input.
+#[derive(Clone, Debug)]
+pub struct Route {
+    pub pipeline: String,
+    pub methods: Vec<Method>,
+    pub max_body: usize,
+    /// Accepted media types, lower-case (`application/json`).
+    pub content_types: Vec<String>,
+    pub hmac: Option<HmacCheck>,
+    /// Header (lower-case) and accepted keys.
+    pub api_key: Option<(String, Vec<String>)>,
+    /// Header (lower-case) carrying the correlation id.
+    pub correlation_header: String,
+}
+
+impl Route {
+    /// The route of `pipeline`, if its input is `http`.
+    pub fn of(pipeline: &Pipeline) -> Option<(String, Route)> {
+        let input = pipeline.def.input.ok()?;
+        let http = input.value.http.as_ref()?;
+        let h = &http.value;
+        let methods = if h.methods.is_empty() {
+            vec![Method::POST]
+        } else {
+            h.methods
+                .iter()
+                .filter_map(|m| Method::from_bytes(m.value.to_ascii_uppercase().as_bytes()).ok())
+                .collect()
+        };
+        let content_types = if h.content_types.is_empty() {
+            vec!["application/json".to_string()]
+        } else {
+            h.content_types
+                .iter()
+                .map(|c| c.to_ascii_lowercase())
+                .collect()
+        };
+        let hmac = h.verify.as_ref().map(|v| {
+            let hm = &v.value.hmac_sha256.value;
+            HmacCheck {
+                header: hm.header.value.to_ascii_lowercase(),
+                encoding: hm.encoding,
+                secret: hm.secret.value.clone(),
+                signed: hm.signed,
+                url: hm.url.as_ref().map(|u| u.value.clone()),
+            }
+        });
+        let api_key = h.api_key.as_ref().map(|k| {
+            (
+                k.value
+                    .header
+                    .clone()
+                    .unwrap_or_else(|| "x-api-key".to_string())
+                    .to_ascii_lowercase(),
+                k.value.keys.iter().map(|k| k.value.clone()).collect(),
+            )
+        });
+        let route = Route {
+            pipeline: pipeline.name.clone(),
+            methods,
+            max_body: h
+                .max_body
+                .as_ref()
+                .map_or(DEFAULT_MAX_BODY, |b| b.value.0 as usize),
+            content_types,
+            hmac,
+            api_key,
+            correlation_header: input
+                .value
+                .correlation_header
+                .clone()
+                .unwrap_or_else(|| "x-correlation-id".to_string())
+                .to_ascii_lowercase(),
+        };
+        Some((h.path.value.clone(), route))
+    }
+}
+
+/// Routes of every HTTP pipeline of the project, by path. Two pipelines on one path is a
+/// configuration error, returned as `(path, first, second)`.
+pub fn routes(project: &Project) -> Result<HashMap<String, Route>, (String, String, String)> {
+    let mut out: HashMap<String, Route> = HashMap::new();
+    for p in project.pipelines.values() {
+        if let Some((path, route)) = Route::of(p) {
+            if let Some(existing) = out.get(&path) {
+                return Err((path, existing.pipeline.clone(), route.pipeline));
+            }
+            out.insert(path, route);
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Clone)]
+struct HttpState {
+    routes: Arc<HashMap<String, Route>>,
+    handoff: Handoff,
+}
+
+/// An axum router answering every webhook route (as its fallback, so admin routes added by
+/// the caller take precedence).
+pub fn router(routes: Arc<HashMap<String, Route>>, handoff: Handoff) -> axum::Router {
+    axum::Router::new()
+        .fallback(dispatch)
+        .with_state(HttpState { routes, handoff })
+}
+
+fn problem(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// Compares two byte strings in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn dispatch(State(state): State<HttpState>, request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    let Some(route) = state.routes.get(&path) else {
+        return problem(
+            StatusCode::NOT_FOUND,
+            format!("no pipeline listens on {path}"),
+        );
+    };
+    let (parts, body) = request.into_parts();
+    if !route.methods.contains(&parts.method) {
+        let allow = route
+            .methods
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut r = problem(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} is not accepted here", parts.method),
+        );
+        if let Ok(v) = HeaderValue::from_str(&allow) {
+            r.headers_mut().insert(header::ALLOW, v);
+        }
+        return r;
+    }
+    let media = header_str(&parts.headers, "content-type")
+        .map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    if !route.content_types.iter().any(|c| *c == media) {
+        return problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "content type `{media}` is not accepted; send {}",
+                route.content_types.join(" or ")
+            ),
+        );
+    }
+    let declared =
+        header_str(&parts.headers, "content-length").and_then(|l| l.parse::<usize>().ok());
+    if declared.is_some_and(|l| l > route.max_body) {
+        return too_large(route.max_body);
+    }
+    let bytes = match axum::body::to_bytes(Body::new(body), route.max_body).await {
+        Ok(b) => b,
+        Err(_) => return too_large(route.max_body),
+    };
+    if let Some((name, keys)) = &route.api_key {
+        let given = header_str(&parts.headers, name)
+            .unwrap_or_default()
+            .as_bytes();
+        if !keys.iter().any(|k| constant_time_eq(k.as_bytes(), given)) {
+            return problem(
+                StatusCode::UNAUTHORIZED,
+                format!("missing or unknown API key in `{name}`"),
+            );
+        }
+    }
+    if let Some(check) = &route.hmac
+        && let Err(e) = check.verify(header_str(&parts.headers, &check.header), &bytes)
+    {
+        tracing::warn!(pipeline = %route.pipeline, reason = %e, "Rejected unsigned webhook.");
+        return problem(StatusCode::UNAUTHORIZED, e.to_string());
+    }
+    let body: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!("body is not valid JSON: {e}"),
+            );
+        }
+    };
+    let mut headers = Map::new();
+    for (k, v) in &parts.headers {
+        if let Ok(s) = v.to_str() {
+            headers.insert(
+                k.as_str().to_ascii_lowercase(),
+                Value::String(s.to_string()),
+            );
+        }
+    }
+    let correlation_id = header_str(&parts.headers, &route.correlation_header).map(str::to_string);
+    let inbound = Inbound {
+        pipeline: route.pipeline.clone(),
+        body,
+        headers,
+        correlation_id,
+    };
+    match (state.handoff)(inbound).await {
+        Ok(id) => {
+            let mut r = (StatusCode::ACCEPTED, axum::Json(json!({ "id": id }))).into_response();
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                r.headers_mut().insert("x-railyard-message-id", v);
+            }
+            r
+        }
+        Err(u) => {
+            let mut r = problem(StatusCode::SERVICE_UNAVAILABLE, u.reason);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(u.retry_after_secs));
+            r
+        }
+    }
+}
+
+fn too_large(limit: usize) -> Response {
+    problem(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("body is larger than the {limit} bytes this route accepts"),
+    )
+}

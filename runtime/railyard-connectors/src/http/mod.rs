@@ -206,7 +206,7 @@ async fn dispatch(State(state): State<HttpState>, request: Request) -> Response 
                 .to_ascii_lowercase()
         })
         .unwrap_or_default();
-    if !route.content_types.iter().any(|c| *c == media) {
+    if !route.content_types.contains(&media) {
         return problem(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!(

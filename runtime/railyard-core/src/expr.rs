@@ -329,6 +329,37 @@ pub fn template_parts(template: &str) -> Result<Vec<(String, usize)>, ExprError>
     Ok(parts)
 }
 
+/// Renders a template: each `{{ expr }}` is replaced by the value of its compiled expression
+/// over `data` (strings as they are, other values as JSON). Templates are compiled at load
+/// time (`OutputDef::templates`); a part missing from `compiled` is an error, not a guess.
+pub fn render_template(
+    template: &str,
+    compiled: &std::collections::BTreeMap<String, JmesPath>,
+    data: &Value,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let Some(close) = after.find("}}") else {
+            return Err("unclosed `{{` in template".to_string());
+        };
+        let expr = after[..close].trim();
+        let e = compiled
+            .get(expr)
+            .ok_or_else(|| format!("template part `{expr}` was not compiled"))?;
+        match e.search(data)? {
+            Value::String(s) => out.push_str(&s),
+            Value::Null => return Err(format!("template part `{expr}` is null")),
+            other => out.push_str(&other.to_string()),
+        }
+        rest = &after[close + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +398,25 @@ mod tests {
         let s = RhaiScript::compile(&engine, "loop { }").expect("compiles");
         let err = s.eval(&engine, &json!({})).expect_err("stopped");
         assert!(err.to_lowercase().contains("operations"), "{err}");
+    }
+
+    #[test]
+    fn templates_render() {
+        let mut compiled = std::collections::BTreeMap::new();
+        compiled.insert(
+            "meta.source".to_string(),
+            JmesPath::compile("meta.source").expect("ok"),
+        );
+        compiled.insert(
+            "body.n".to_string(),
+            JmesPath::compile("body.n").expect("ok"),
+        );
+        let data = json!({"meta": {"source": "pos"}, "body": {"n": 7}});
+        assert_eq!(
+            render_template("orders.{{ meta.source }}.{{body.n}}", &compiled, &data),
+            Ok("orders.pos.7".to_string())
+        );
+        assert!(render_template("x.{{ body.missing }}", &compiled, &data).is_err());
     }
 
     #[test]

@@ -68,6 +68,13 @@ impl Message {
         }
     }
 
+    /// A message from a stored or received envelope (`{body, meta}`), e.g. off a topic.
+    /// Returns `None` when the value is not an envelope.
+    pub fn from_envelope(env: Value) -> Option<Message> {
+        let ok = env.get("body").is_some() && env.get("meta").is_some_and(Value::is_object);
+        ok.then_some(Message { env })
+    }
+
     /// The `{body, meta}` envelope that step expressions see.
     pub fn envelope(&self) -> &Value {
         &self.env

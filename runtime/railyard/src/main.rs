@@ -3,6 +3,7 @@
 mod cmd;
 mod fs;
 mod render;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,8 @@ enum Command {
     /// Inspect the schema registry and check payloads against schemas.
     #[command(subcommand)]
     Schema(cmd::schema::SchemaCommand),
+    /// Serve the project's pipelines (embedded store; no broker or database needed).
+    Run(run::Args),
     /// Run the `tests:` of every pipeline and mapping through the engine.
     Test(cmd::test::Args),
     /// Run one mapping (or a whole pipeline) on a payload and print what it becomes.
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Validate(args) => cmd::validate::run(args),
         Command::Schema(c) => cmd::schema::run(c),
+        Command::Run(args) => run::run(args),
         Command::Test(args) => cmd::test::run(args),
         Command::Map(args) => cmd::map::run(args),
         Command::Eval(args) => cmd::eval::run(args),

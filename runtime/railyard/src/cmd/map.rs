@@ -235,6 +235,11 @@ fn chrono_now() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
+    rfc3339(secs)
+}
+
+/// RFC 3339 UTC for a Unix time in seconds.
+pub fn rfc3339(secs: i64) -> String {
     // Civil-from-days (Howard Hinnant), to print RFC 3339 without another dependency here.
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);

@@ -1,0 +1,589 @@
+//! `railyard run [DIR]`: serve the project's pipelines on the embedded defaults.
+//!
+//! What runs today: HTTP inputs (webhooks), topic and pipeline inputs over the embedded
+//! durable store (`DIR/data/railyard.db`), and topic, pipeline, stdout and file outputs.
+//! Pipelines that need a connector not built yet (AMQP, HTTP output, file drop, schedule,
+//! stdin) are not started; every topic they consume is still subscribed at start-up, so what
+//! is published for them waits durably until they run.
+//!
+//! Delivery: a webhook gets its 202 only after the engine ran and every output confirmed
+//! (topic rows committed, files fsynced) or the message was durably dead-lettered. A topic
+//! delivery is acked under the same rule; until then its lease expires and it is redelivered.
+
+mod outputs;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::routing::get;
+use railyard_connectors::http::{Handoff, Inbound, Unavailable};
+use railyard_core::engine::{Engine, Message, Origin, Outcome, State};
+use railyard_core::project::{Pipeline, Project};
+use railyard_store::{DeadLetter, Store};
+use serde_json::{Value, json};
+
+use crate::exit;
+use crate::fs::open_project;
+use crate::render::{Renderer, summary};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Project directory.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Address of the HTTP server (webhooks, /health, /ready, /metrics).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "RAILYARD_LISTEN")]
+    pub listen: SocketAddr,
+    /// Directory of the embedded store (default `DIR/data`).
+    #[arg(long, env = "RAILYARD_DATA")]
+    pub data: Option<PathBuf>,
+}
+
+/// Input connectors this build can run.
+const RUNNABLE_INPUTS: &[&str] = &["http", "topic", "pipeline"];
+/// Output connectors this build can run.
+const RUNNABLE_OUTPUTS: &[&str] = &["topic", "pipeline", "stdout", "file"];
+
+/// Why a pipeline is not running, if it isn't.
+fn unsupported(p: &Pipeline) -> Option<String> {
+    if !RUNNABLE_INPUTS.contains(&p.input_kind) {
+        return Some(format!(
+            "its `{}` input is not available in this build yet",
+            p.input_kind
+        ));
+    }
+    let mut kinds: Vec<&str> = p.outputs.iter().map(|o| o.kind).collect();
+    collect_case_outputs(&p.steps, &mut kinds);
+    if let Some(policy) = p.def.on_error.as_ref().and_then(|l| l.ok())
+        && let Some(dl) = &policy.value.dead_letter
+        && let railyard_core::model::OrShort::Full(o) = &dl.value
+        && (o.amqp.is_some() || o.http.is_some())
+    {
+        kinds.push("dead-letter output");
+    }
+    kinds
+        .into_iter()
+        .find(|k| !RUNNABLE_OUTPUTS.contains(k))
+        .map(|k| format!("its `{k}` output is not available in this build yet"))
+}
+
+fn collect_case_outputs(steps: &[railyard_core::project::Step], kinds: &mut Vec<&'static str>) {
+    for s in steps {
+        if let railyard_core::project::Step::Switch { cases, default, .. } = s {
+            for c in cases.iter().chain(default.as_deref()) {
+                kinds.extend(c.outputs.iter().map(|o| o.kind));
+                collect_case_outputs(&c.steps, kinds);
+            }
+        }
+    }
+}
+
+/// The topic a pipeline consumes, if its input is a topic or `pipeline:`.
+fn consumed_topic(p: &Pipeline) -> Option<(String, String)> {
+    let input = p.def.input.ok()?;
+    if let Some(t) = &input.value.topic {
+        return Some(match &t.value {
+            railyard_core::model::OrShort::Short(name) => (name.clone(), p.name.clone()),
+            railyard_core::model::OrShort::Full(f) => (
+                f.name.value.clone(),
+                f.group.clone().unwrap_or_else(|| p.name.clone()),
+            ),
+        });
+    }
+    input
+        .value
+        .pipeline
+        .as_ref()
+        .map(|_| (outputs::pipeline_topic(&p.name), p.name.clone()))
+}
+
+/// Per-pipeline counters for `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    counters: Mutex<BTreeMap<(String, &'static str), Arc<AtomicU64>>>,
+}
+
+impl Metrics {
+    pub fn add(&self, pipeline: &str, what: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let c = match self.counters.lock() {
+            Ok(mut map) => map.entry((pipeline.to_string(), what)).or_default().clone(),
+            Err(_) => return,
+        };
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn render(&self) -> String {
+        let mut s = String::from(
+            "# HELP railyard_messages_total Messages per pipeline by outcome.\n# TYPE railyard_messages_total counter\n",
+        );
+        if let Ok(map) = self.counters.lock() {
+            for ((p, what), c) in map.iter() {
+                s.push_str(&format!(
+                    "railyard_messages_total{{pipeline=\"{p}\",outcome=\"{what}\"}} {}\n",
+                    c.load(Ordering::Relaxed)
+                ));
+            }
+        }
+        s
+    }
+}
+
+/// Everything the request handlers and workers share.
+struct Runtime {
+    project: Project,
+    store: Arc<Store>,
+    running: BTreeMap<String, bool>,
+    not_started: BTreeMap<String, String>,
+    /// Engine state for dedupe (durable, in the store), reservations and batches (in memory).
+    state: Mutex<StoreState>,
+    metrics: Metrics,
+    ids: AtomicU64,
+    boot: String,
+    stopping: AtomicBool,
+}
+
+impl Runtime {
+    fn next_id(&self) -> String {
+        format!("{}-{}", self.boot, self.ids.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Runs one message through `pipeline` and emits every result durably. Returns the
+    /// message id, or an error when an output could not confirm (the caller retries).
+    fn handle(&self, pipeline: &Pipeline, input: Input) -> Result<String, String> {
+        let ids = || self.next_id();
+        let now = outputs::now_rfc3339;
+        let engine = Engine {
+            project: &self.project,
+            ids: &ids,
+            now: &now,
+        };
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| "engine state poisoned".to_string())?;
+        let (outcome, id) = match input {
+            Input::Payload { body, origin } => {
+                let mut origin = origin;
+                let id = origin.id.get_or_insert_with(|| self.next_id()).clone();
+                (engine.ingest(pipeline, body, origin, &mut *state), id)
+            }
+            Input::Message(msg) => {
+                let id = msg.id().to_string();
+                (engine.process(pipeline, msg, &mut *state), id)
+            }
+        };
+        drop(state);
+        self.emit(pipeline, outcome)?;
+        Ok(id)
+    }
+
+    fn emit(&self, pipeline: &Pipeline, outcome: Outcome<'_>) -> Result<(), String> {
+        self.metrics
+            .add(&pipeline.name, "delivered", outcome.delivered.len() as u64);
+        self.metrics
+            .add(&pipeline.name, "dropped", outcome.dropped.len() as u64);
+        self.metrics
+            .add(&pipeline.name, "failed", outcome.failed.len() as u64);
+        for d in &outcome.delivered {
+            for o in d.outputs {
+                outputs::send(&self.store, o, &d.message, || self.next_id())?;
+            }
+        }
+        for d in &outcome.dropped {
+            tracing::info!(pipeline = %pipeline.name, message_id = d.message.id(), step = %d.step, reason = %d.reason, "Dropped message.");
+        }
+        for f in &outcome.failed {
+            tracing::warn!(pipeline = %pipeline.name, message_id = %f.error.message_id, error = %f.error, "Dead-lettered message.");
+            let error = json!({
+                "code": f.error.code,
+                "step": f.error.step,
+                "message": f.error.message,
+                "violations": f.error.violations.iter().map(|v| json!({
+                    "instance_path": v.instance_path, "schema_path": v.schema_path, "message": v.message
+                })).collect::<Vec<_>>(),
+            });
+            self.store
+                .dead_letter(&DeadLetter {
+                    pipeline: pipeline.name.clone(),
+                    pipeline_version: pipeline.version,
+                    step: f.error.step.clone(),
+                    error,
+                    message: f.message.envelope().clone(),
+                    attempts: f
+                        .message
+                        .meta()
+                        .get("attempt")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(1) as u32,
+                    at_ms: outputs::now_ms(),
+                })
+                .map_err(|e| format!("dead-letter store: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+enum Input {
+    Payload { body: Value, origin: Origin },
+    Message(Message),
+}
+
+/// Engine state: dedupe keys in the durable store; reservations and batch buffers in memory
+/// (the durable versions come with the store's inventory and batch tables).
+struct StoreState {
+    store: Arc<Store>,
+    memory: railyard_core::engine::MemoryState,
+}
+
+impl State for StoreState {
+    fn seen(&mut self, pipeline: &str, key: &str, ttl: Duration) -> bool {
+        match self
+            .store
+            .seen(pipeline, key, ttl.as_millis() as i64, outputs::now_ms())
+        {
+            Ok(seen) => seen,
+            Err(e) => {
+                // Failing open delivers a possible duplicate; failing closed would drop a
+                // message. At-least-once prefers the duplicate.
+                tracing::error!(error = %e, "Dedupe store unavailable; treating key as new.");
+                false
+            }
+        }
+    }
+    fn reserve(
+        &mut self,
+        location: &str,
+        lines: &[(String, i64)],
+        partial: bool,
+    ) -> railyard_core::engine::Reservation {
+        self.memory.reserve(location, lines, partial)
+    }
+    fn batch_push(
+        &mut self,
+        buffer: &str,
+        message: Message,
+        count: Option<u32>,
+    ) -> Option<Vec<Message>> {
+        self.memory.batch_push(buffer, message, count)
+    }
+    fn batch_drain(&mut self, prefix: &str) -> Vec<(String, Vec<Message>)> {
+        self.memory.batch_drain(prefix)
+    }
+}
+
+pub fn run(args: Args) -> u8 {
+    // Logs go to stderr; `RUST_LOG` filters them, `RAILYARD_LOG_FORMAT=json` structures them.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("RAILYARD_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+    let (_, loaded) = match open_project(&args.dir, true) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    if loaded.has_errors() {
+        let renderer = Renderer::new(&loaded, &args.dir, crate::use_color());
+        eprint!("{}", renderer.human(&loaded.diagnostics));
+        eprintln!(
+            "error: the project does not validate ({}); nothing started",
+            summary(&loaded.diagnostics)
+        );
+        return exit::INVALID;
+    }
+    let data = args.data.clone().unwrap_or_else(|| args.dir.join("data"));
+    let store = match Store::open(&data.join("railyard.db")) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot open the store in `{}`: {e}", data.display());
+            return exit::USAGE;
+        }
+    };
+    let tokio = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::USAGE;
+        }
+    };
+    tokio.block_on(serve(args, loaded.project, store))
+}
+
+async fn serve(args: Args, project: Project, store: Store) -> u8 {
+    let mut running = BTreeMap::new();
+    let mut not_started = BTreeMap::new();
+    for p in project.pipelines.values() {
+        match unsupported(p) {
+            None => {
+                running.insert(p.name.clone(), true);
+            }
+            Some(why) => {
+                tracing::warn!(pipeline = %p.name, reason = %why, "Pipeline not started.");
+                not_started.insert(p.name.clone(), why);
+            }
+        }
+        // Subscribe every consumer, started or not: what is published for it waits durably.
+        if let Some((topic, group)) = consumed_topic(p)
+            && let Err(e) = store.subscribe(&topic, &group)
+        {
+            eprintln!("error: cannot subscribe `{group}` to `{topic}`: {e}");
+            return exit::USAGE;
+        }
+    }
+    let routes = match railyard_connectors::http::routes(&project) {
+        Ok(r) => r,
+        Err((path, a, b)) => {
+            eprintln!("error: pipelines `{a}` and `{b}` both listen on {path}");
+            return exit::INVALID;
+        }
+    };
+    let routes: HashMap<_, _> = routes
+        .into_iter()
+        .filter(|(_, r)| running.contains_key(&r.pipeline))
+        .collect();
+    let boot = format!("{:x}", outputs::now_ms());
+    let store = Arc::new(store);
+    let state_store = store.clone();
+    let rt = Arc::new(Runtime {
+        project,
+        store,
+        running,
+        not_started,
+        state: Mutex::new(StoreState {
+            store: state_store,
+            memory: Default::default(),
+        }),
+        metrics: Metrics::default(),
+        ids: AtomicU64::new(1),
+        boot,
+        stopping: AtomicBool::new(false),
+    });
+
+    let handoff: Handoff = {
+        let rt = rt.clone();
+        Arc::new(move |inbound: Inbound| {
+            let rt = rt.clone();
+            Box::pin(async move {
+                let task = tokio::task::spawn_blocking(move || {
+                    let Some(p) = rt.project.pipelines.get(&inbound.pipeline) else {
+                        return Err(format!("pipeline `{}` is not loaded", inbound.pipeline));
+                    };
+                    let origin = Origin {
+                        correlation_id: inbound.correlation_id,
+                        source: format!("http:{}", inbound.pipeline),
+                        headers: inbound.headers,
+                        ..Origin::default()
+                    };
+                    rt.handle(
+                        p,
+                        Input::Payload {
+                            body: inbound.body,
+                            origin,
+                        },
+                    )
+                });
+                match task.await {
+                    Ok(Ok(id)) => Ok(id),
+                    Ok(Err(reason)) => Err(Unavailable {
+                        retry_after_secs: 5,
+                        reason,
+                    }),
+                    Err(e) => Err(Unavailable {
+                        retry_after_secs: 5,
+                        reason: format!("worker failed: {e}"),
+                    }),
+                }
+            })
+        })
+    };
+
+    let admin = {
+        let health_rt = rt.clone();
+        let ready_rt = rt.clone();
+        let metrics_rt = rt.clone();
+        axum::Router::new()
+            .route(
+                "/health",
+                get(move || {
+                    let rt = health_rt.clone();
+                    async move {
+                        axum::Json(json!({
+                            "status": "ok",
+                            "running": rt.running.keys().collect::<Vec<_>>(),
+                            "not_started": rt.not_started,
+                        }))
+                    }
+                }),
+            )
+            .route(
+                "/ready",
+                get(move || {
+                    let rt = ready_rt.clone();
+                    async move {
+                        let ok = !rt.stopping.load(Ordering::Relaxed)
+                            && rt.store.depth("__ready", "__ready").is_ok();
+                        let status = if ok {
+                            axum::http::StatusCode::OK
+                        } else {
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE
+                        };
+                        (status, axum::Json(json!({ "ready": ok })))
+                    }
+                }),
+            )
+            .route(
+                "/metrics",
+                get(move || {
+                    let rt = metrics_rt.clone();
+                    async move { rt.metrics.render() }
+                }),
+            )
+    };
+    let app = admin.merge(railyard_connectors::http::router(Arc::new(routes), handoff));
+
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", args.listen);
+            return exit::USAGE;
+        }
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    for p in rt.project.pipelines.values() {
+        if !rt.running.contains_key(&p.name) {
+            continue;
+        }
+        if let Some((topic, group)) = consumed_topic(p) {
+            workers.push(tokio::spawn(consume(
+                rt.clone(),
+                p.name.clone(),
+                topic,
+                group,
+                stop_rx.clone(),
+            )));
+        }
+    }
+    eprintln!(
+        "railyard: listening on http://{} — {} pipelines running, {} not started (see /health)",
+        args.listen,
+        rt.running.len(),
+        rt.not_started.len()
+    );
+    let shutdown_rt = rt.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        shutdown_rt.stopping.store(true, Ordering::Relaxed);
+        eprintln!("railyard: stopping: no new requests; finishing what is in flight");
+    });
+    if let Err(e) = server.await {
+        eprintln!("error: server: {e}");
+    }
+    let _ = stop_tx.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
+    eprintln!("railyard: stopped");
+    exit::OK
+}
+
+/// Consumes one topic for one pipeline: lease, process, emit, ack. A delivery whose outputs
+/// fail is not acked; its lease expires and it comes back.
+async fn consume(
+    rt: Arc<Runtime>,
+    pipeline: String,
+    topic: String,
+    group: String,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    const LEASE_MS: i64 = 30_000;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let rt2 = rt.clone();
+        let (p2, t2, g2) = (pipeline.clone(), topic.clone(), group.clone());
+        let handled = tokio::task::spawn_blocking(move || -> Result<usize, String> {
+            let leased = rt2.store.lease(&t2, &g2, 32, LEASE_MS, outputs::now_ms()).map_err(|e| e.to_string())?;
+            let Some(p) = rt2.project.pipelines.get(&p2) else {
+                return Ok(0);
+            };
+            let n = leased.len();
+            for delivery in leased {
+                let msg = match Message::from_envelope(delivery.message.clone()) {
+                    Some(m) => m.child(delivery.message.get("body").cloned().unwrap_or(Value::Null), rt2.next_id()),
+                    None => {
+                        // Not an envelope (published by another system): treat as a body.
+                        let ids = || rt2.next_id();
+                        Message::new(delivery.message.clone(), Origin { source: format!("topic:{t2}"), ..Origin::default() }, &ids)
+                    }
+                };
+                let mut msg = msg;
+                msg.set_meta("attempt", Value::from(delivery.attempt));
+                msg.set_meta("source", Value::String(format!("topic:{t2}")));
+                match rt2.handle(p, Input::Message(msg)) {
+                    Ok(_) => {
+                        let _ = rt2.store.ack(&delivery);
+                    }
+                    Err(e) => {
+                        tracing::warn!(pipeline = %p2, error = %e, "Output failed; the delivery will be retried.");
+                        let backoff = 500i64.saturating_mul(1 << delivery.attempt.min(7));
+                        let _ = rt2.store.nack(&delivery, outputs::now_ms() + backoff);
+                    }
+                }
+            }
+            Ok(n)
+        })
+        .await;
+        let idle = match handled {
+            Ok(Ok(n)) => n == 0,
+            Ok(Err(e)) => {
+                tracing::error!(topic = %topic, error = %e, "Store unavailable; consumer waits.");
+                true
+            }
+            Err(_) => true,
+        };
+        if idle {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

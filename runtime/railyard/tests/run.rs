@@ -1,0 +1,285 @@
+//! `railyard run` as an operator runs it: a real process on a real port with the embedded
+//! store, a signed webhook from the Shopify fixture, a topic consumer writing a file, the
+//! admin endpoints, a refusal, and a graceful stop on SIGTERM.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A minimal HTTP/1.1 client: returns (status, headers+body text).
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, resp)
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path) -> Server {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_railyard"))
+        .args([
+            "run",
+            dir.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn railyard run");
+    let server = Server { child, port };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && http(port, "GET", "/ready", &[], b"").0 == 200
+        {
+            return server;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "railyard run did not become ready"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn project_with_audit() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for d in [
+        "schemas",
+        "mappings",
+        "pipelines",
+        "plugins",
+        "tests/fixtures",
+    ] {
+        copy_dir(&root().join(d), &tmp.path().join(d));
+    }
+    let audit = tmp.path().join("audit.jsonl");
+    std::fs::write(
+        tmp.path().join("pipelines/zz-audit.yaml"),
+        format!(
+            "pipeline: zz-audit\ninput:\n  topic: {{ name: orders.accepted, group: audit }}\n  schema: canonical.order@1\noutput:\n  file: {{ path: \"{}\" }}\n",
+            audit.display()
+        ),
+    )
+    .unwrap();
+    tmp
+}
+
+fn shopify_request() -> (Vec<(String, String)>, Vec<u8>) {
+    let body =
+        std::fs::read(root().join("tests/fixtures/shopify/orders_create.body.json")).unwrap();
+    let headers: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root().join("tests/fixtures/shopify/orders_create.headers.json")).unwrap(),
+    )
+    .unwrap();
+    let h = headers
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| !k.starts_with('_') && !k.eq_ignore_ascii_case("content-length"))
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect();
+    (h, body)
+}
+
+#[test]
+fn a_signed_webhook_flows_through_topics_to_a_file_and_the_server_stops_cleanly() {
+    let tmp = project_with_audit();
+    let mut server = start(tmp.path());
+    let port = server.port;
+
+    let (status, health) = http(port, "GET", "/health", &[], b"");
+    assert_eq!(status, 200);
+    assert!(health.contains("shopify-order-intake"), "{health}");
+    assert!(
+        health.contains("order-to-erp") && health.contains("not available in this build"),
+        "{health}"
+    );
+
+    let (headers, body) = shopify_request();
+    let hdrs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (status, resp) = http(port, "POST", "/webhooks/shopify/orders", &hdrs, &body);
+    assert_eq!(status, 202, "{resp}");
+    assert!(resp.contains("x-railyard-message-id"), "{resp}");
+
+    // The same bytes with a wrong signature are refused.
+    let mut bad = hdrs.clone();
+    for h in bad.iter_mut() {
+        if h.0.eq_ignore_ascii_case("x-shopify-hmac-sha256") {
+            h.1 = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        }
+    }
+    assert_eq!(
+        http(port, "POST", "/webhooks/shopify/orders", &bad, &body).0,
+        401
+    );
+
+    // The audit pipeline consumes orders.accepted and appends the canonical order.
+    let audit = tmp.path().join("audit.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let line = loop {
+        if let Ok(text) = std::fs::read_to_string(&audit)
+            && let Some(l) = text.lines().next()
+        {
+            break l.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the topic consumer never wrote the audit file"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let order: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(order["order_id"], "shopify:6104523881562");
+
+    // A redelivered webhook (same event id) is deduplicated: no second audit line.
+    assert_eq!(
+        http(port, "POST", "/webhooks/shopify/orders", &hdrs, &body).0,
+        202
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(std::fs::read_to_string(&audit).unwrap().lines().count(), 1);
+
+    let (_, metrics) = http(port, "GET", "/metrics", &[], b"");
+    assert!(
+        metrics.contains(
+            "railyard_messages_total{pipeline=\"shopify-order-intake\",outcome=\"delivered\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "railyard_messages_total{pipeline=\"shopify-order-intake\",outcome=\"dropped\"} 1"
+        ),
+        "{metrics}"
+    );
+
+    // SIGTERM: graceful stop, exit 0.
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "railyard run did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    let mut err = String::new();
+    server
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("railyard: stopped"), "{err}");
+
+    // What order-to-erp (not started: no HTTP output yet) will consume is waiting, durably.
+    let store = railyard_store::Store::open(&tmp.path().join("data/railyard.db")).unwrap();
+    assert_eq!(store.depth("orders.accepted", "erp").unwrap(), 1);
+}
+
+#[test]
+fn an_invalid_project_does_not_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("pipelines")).unwrap();
+    std::fs::write(
+        tmp.path().join("pipelines/p.yaml"),
+        "pipeline: p\ninput: { stdin: {} }\noutput: { stdot: {} }\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_railyard"))
+        .args([
+            "run",
+            tmp.path().to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown key `stdot`") && err.contains("nothing started"),
+        "{err}"
+    );
+}

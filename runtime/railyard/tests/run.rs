@@ -107,7 +107,7 @@ fn start(dir: &Path) -> Server {
     }
 }
 
-fn project_with_audit() -> tempfile::TempDir {
+fn reference_project() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     for d in [
         "schemas",
@@ -118,15 +118,6 @@ fn project_with_audit() -> tempfile::TempDir {
     ] {
         copy_dir(&root().join(d), &tmp.path().join(d));
     }
-    let audit = tmp.path().join("audit.jsonl");
-    std::fs::write(
-        tmp.path().join("pipelines/zz-audit.yaml"),
-        format!(
-            "pipeline: zz-audit\ninput:\n  topic: {{ name: orders.accepted, group: audit }}\n  schema: canonical.order@1\noutput:\n  file: {{ path: \"{}\" }}\n",
-            audit.display()
-        ),
-    )
-    .unwrap();
     tmp
 }
 
@@ -149,7 +140,7 @@ fn shopify_request() -> (Vec<(String, String)>, Vec<u8>) {
 
 #[test]
 fn a_signed_webhook_flows_through_topics_to_a_file_and_the_server_stops_cleanly() {
-    let tmp = project_with_audit();
+    let tmp = reference_project();
     let mut server = start(tmp.path());
     let port = server.port;
 
@@ -182,11 +173,20 @@ fn a_signed_webhook_flows_through_topics_to_a_file_and_the_server_stops_cleanly(
         401
     );
 
-    // The audit pipeline consumes orders.accepted and appends the canonical order.
-    let audit = tmp.path().join("audit.jsonl");
+    // The reference `order-audit` pipeline consumes orders.accepted and appends the canonical
+    // order to a daily file under the project's data/audit/.
+    let audit_dir = tmp.path().join("data/audit");
+    let audit_file = || -> Option<PathBuf> {
+        std::fs::read_dir(&audit_dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .next()
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     let line = loop {
-        if let Ok(text) = std::fs::read_to_string(&audit)
+        if let Some(path) = audit_file()
+            && let Ok(text) = std::fs::read_to_string(&path)
             && let Some(l) = text.lines().next()
         {
             break l.to_string();
@@ -206,7 +206,13 @@ fn a_signed_webhook_flows_through_topics_to_a_file_and_the_server_stops_cleanly(
         202
     );
     std::thread::sleep(Duration::from_millis(700));
-    assert_eq!(std::fs::read_to_string(&audit).unwrap().lines().count(), 1);
+    assert_eq!(
+        std::fs::read_to_string(audit_file().unwrap())
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
 
     let (_, metrics) = http(port, "GET", "/metrics", &[], b"");
     assert!(
@@ -282,4 +288,220 @@ fn an_invalid_project_does_not_start() {
         err.contains("unknown key `stdot`") && err.contains("nothing started"),
         "{err}"
     );
+}
+
+/// A stand-in for Business Central: answers the scripted statuses in order (then 201), with
+/// `Retry-After` on 429/503, and records every request it got.
+struct FakeErp {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+fn fake_erp(script: Vec<u16>) -> FakeErp {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>> = Default::default();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        let mut script = script.into_iter();
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            // Read headers, then the body by Content-Length.
+            let (head, body) = loop {
+                let n = s.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break (String::new(), String::new());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    while buf.len() < end + 4 + len {
+                        let n = s.read(&mut chunk).unwrap_or(0);
+                        if n == 0 {
+                            break;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    break (head, String::from_utf8_lossy(&buf[end + 4..]).to_string());
+                }
+            };
+            let id = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("x-railyard-message-id:")
+                        .map(|v| v.trim().to_string())
+                })
+                .unwrap_or_default();
+            log.lock().unwrap().push((id, body));
+            let status = script.next().unwrap_or(201);
+            let extra = if status == 429 || status == 503 {
+                "Retry-After: 1\r\n"
+            } else {
+                ""
+            };
+            let reply = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: 2\r\n{extra}Connection: close\r\n\r\n{{}}"
+            );
+            let _ = s.write_all(reply.as_bytes());
+        }
+    });
+    FakeErp { port, seen }
+}
+
+fn start_with_env(dir: &Path, env: &[(&str, String)]) -> Server {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_railyard"));
+    cmd.args([
+        "run",
+        dir.to_str().unwrap(),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let server = Server {
+        child: cmd.spawn().expect("spawn"),
+        port,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(TcpStream::connect(("127.0.0.1", port)).is_ok()
+        && http(port, "GET", "/ready", &[], b"").0 == 200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "railyard run did not become ready"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+#[test]
+fn the_erp_output_retries_503_and_429_then_posts_exactly_the_mapped_order() {
+    let erp = fake_erp(vec![503, 429]);
+    let tmp = reference_project();
+    let server = start_with_env(
+        tmp.path(),
+        &[("BC_BASE_URL", format!("http://127.0.0.1:{}", erp.port))],
+    );
+    let (headers, body) = shopify_request();
+    let hdrs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        http(
+            server.port,
+            "POST",
+            "/webhooks/shopify/orders",
+            &hdrs,
+            &body
+        )
+        .0,
+        202
+    );
+
+    // 503 → wait ≥ 1 s (Retry-After) → 429 → wait ≥ 1 s → 201.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while erp.seen.lock().unwrap().len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the ERP output did not retry: {:?}",
+            erp.seen.lock().unwrap().len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let seen = erp.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.len(),
+        3,
+        "exactly three attempts, no extra post after the 201"
+    );
+    assert!(
+        seen.iter()
+            .all(|(id, _)| !id.is_empty() && *id == seen[0].0),
+        "one message id across retries: {seen:?}"
+    );
+    let posted: serde_json::Value = serde_json::from_str(&seen[2].1).unwrap();
+    let expected: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root().join("tests/fixtures/erp/bc_sales_order.shopify_1042.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        posted, expected,
+        "the BC deep-insert body is the mapping's output"
+    );
+    drop(server);
+    let store = railyard_store::Store::open(&tmp.path().join("data/railyard.db")).unwrap();
+    assert_eq!(
+        store.depth("orders.accepted", "erp").unwrap(),
+        0,
+        "acked after the 201"
+    );
+    assert!(store.dead_letters(None, 10).unwrap().is_empty());
+}
+
+#[test]
+fn a_rejected_order_is_dead_lettered_not_retried() {
+    let erp = fake_erp(vec![400]);
+    let tmp = reference_project();
+    let server = start_with_env(
+        tmp.path(),
+        &[("BC_BASE_URL", format!("http://127.0.0.1:{}", erp.port))],
+    );
+    let (headers, body) = shopify_request();
+    let hdrs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        http(
+            server.port,
+            "POST",
+            "/webhooks/shopify/orders",
+            &hdrs,
+            &body
+        )
+        .0,
+        202
+    );
+    let store_path = tmp.path().join("data/railyard.db");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let store = railyard_store::Store::open(&store_path).unwrap();
+        let dead = store.dead_letters(Some("order-to-erp"), 10).unwrap();
+        if let Some((_, dl)) = dead.first() {
+            assert_eq!(dl.error["code"], "output-error");
+            assert!(
+                dl.error["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("answered 400"),
+                "{}",
+                dl.error
+            );
+            assert_eq!(dl.message["body"]["externalDocumentNumber"], "SHOP-1042");
+            assert_eq!(dl.step, "output http");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the 400 was never dead-lettered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(erp.seen.lock().unwrap().len(), 1, "a 400 is not retried");
 }

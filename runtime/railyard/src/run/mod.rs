@@ -26,6 +26,7 @@ use railyard_core::project::{Pipeline, Project};
 use railyard_store::{DeadLetter, Store};
 use serde_json::{Value, json};
 
+use self::outputs::SendError;
 use crate::exit;
 use crate::fs::open_project;
 use crate::render::{Renderer, summary};
@@ -46,7 +47,7 @@ pub struct Args {
 /// Input connectors this build can run.
 const RUNNABLE_INPUTS: &[&str] = &["http", "topic", "pipeline"];
 /// Output connectors this build can run.
-const RUNNABLE_OUTPUTS: &[&str] = &["topic", "pipeline", "stdout", "file"];
+const RUNNABLE_OUTPUTS: &[&str] = &["topic", "pipeline", "stdout", "file", "http"];
 
 /// Why a pipeline is not running, if it isn't.
 fn unsupported(p: &Pipeline) -> Option<String> {
@@ -61,7 +62,7 @@ fn unsupported(p: &Pipeline) -> Option<String> {
     if let Some(policy) = p.def.on_error.as_ref().and_then(|l| l.ok())
         && let Some(dl) = &policy.value.dead_letter
         && let railyard_core::model::OrShort::Full(o) = &dl.value
-        && (o.amqp.is_some() || o.http.is_some())
+        && o.amqp.is_some()
     {
         kinds.push("dead-letter output");
     }
@@ -147,6 +148,42 @@ struct Runtime {
     ids: AtomicU64,
     boot: String,
     stopping: AtomicBool,
+    http: reqwest::Client,
+    handle: tokio::runtime::Handle,
+    root: PathBuf,
+}
+
+/// Retry policy of a pipeline: total attempts and the delay before attempt `n + 1`.
+fn max_attempts(p: &Pipeline) -> u32 {
+    p.def
+        .on_error
+        .as_ref()
+        .and_then(|l| l.ok())
+        .and_then(|e| e.value.retry.as_ref())
+        .map_or(8, |r| r.value.attempts.value.max(1))
+}
+
+fn backoff(p: &Pipeline, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    use railyard_core::model::pipeline::Backoff;
+    let retry = p
+        .def
+        .on_error
+        .as_ref()
+        .and_then(|l| l.ok())
+        .and_then(|e| e.value.retry.as_ref());
+    let initial = retry
+        .and_then(|r| r.value.initial.as_ref())
+        .map_or(Duration::from_millis(500), |d| d.value.0);
+    let max = retry
+        .and_then(|r| r.value.max.as_ref())
+        .map_or(Duration::from_secs(60), |d| d.value.0);
+    let exponential = retry.is_none_or(|r| r.value.backoff == Backoff::Exponential);
+    let delay = if exponential {
+        initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+    } else {
+        initial
+    };
+    delay.min(max).max(retry_after.unwrap_or_default())
 }
 
 impl Runtime {
@@ -156,7 +193,7 @@ impl Runtime {
 
     /// Runs one message through `pipeline` and emits every result durably. Returns the
     /// message id, or an error when an output could not confirm (the caller retries).
-    fn handle(&self, pipeline: &Pipeline, input: Input) -> Result<String, String> {
+    fn handle(&self, pipeline: &Pipeline, input: Input) -> Result<String, SendError> {
         let ids = || self.next_id();
         let now = outputs::now_rfc3339;
         let engine = Engine {
@@ -164,10 +201,11 @@ impl Runtime {
             ids: &ids,
             now: &now,
         };
-        let mut state = self
-            .state
-            .lock()
-            .map_err(|_| "engine state poisoned".to_string())?;
+        let mut state = self.state.lock().map_err(|_| outputs::SendError {
+            permanent: false,
+            retry_after: None,
+            message: "engine state poisoned".into(),
+        })?;
         let (outcome, id) = match input {
             Input::Payload { body, origin } => {
                 let mut origin = origin;
@@ -184,16 +222,36 @@ impl Runtime {
         Ok(id)
     }
 
-    fn emit(&self, pipeline: &Pipeline, outcome: Outcome<'_>) -> Result<(), String> {
+    fn emit(&self, pipeline: &Pipeline, outcome: Outcome<'_>) -> Result<(), SendError> {
         self.metrics
             .add(&pipeline.name, "delivered", outcome.delivered.len() as u64);
         self.metrics
             .add(&pipeline.name, "dropped", outcome.dropped.len() as u64);
         self.metrics
             .add(&pipeline.name, "failed", outcome.failed.len() as u64);
+        let ctx = outputs::OutputCtx {
+            root: &self.root,
+            store: &self.store,
+            project: &self.project,
+            http: &self.http,
+            runtime: &self.handle,
+        };
         for d in &outcome.delivered {
             for o in d.outputs {
-                outputs::send(&self.store, o, &d.message, || self.next_id())?;
+                match outputs::send(&ctx, o, &d.message) {
+                    Ok(()) => {}
+                    Err(e) if e.permanent => {
+                        let error = json!({ "code": "output-error", "step": format!("output {}", o.kind), "message": e.message });
+                        self.dead_letter(
+                            pipeline,
+                            &d.message,
+                            &format!("output {}", o.kind),
+                            error,
+                        )?;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         for d in &outcome.dropped {
@@ -209,24 +267,39 @@ impl Runtime {
                     "instance_path": v.instance_path, "schema_path": v.schema_path, "message": v.message
                 })).collect::<Vec<_>>(),
             });
-            self.store
-                .dead_letter(&DeadLetter {
-                    pipeline: pipeline.name.clone(),
-                    pipeline_version: pipeline.version,
-                    step: f.error.step.clone(),
-                    error,
-                    message: f.message.envelope().clone(),
-                    attempts: f
-                        .message
-                        .meta()
-                        .get("attempt")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(1) as u32,
-                    at_ms: outputs::now_ms(),
-                })
-                .map_err(|e| format!("dead-letter store: {e}"))?;
+            self.dead_letter(pipeline, &f.message, &f.error.step, error)?;
         }
         Ok(())
+    }
+
+    fn dead_letter(
+        &self,
+        pipeline: &Pipeline,
+        msg: &Message,
+        step: &str,
+        error: Value,
+    ) -> Result<(), SendError> {
+        self.metrics.add(&pipeline.name, "dead_lettered", 1);
+        self.store
+            .dead_letter(&DeadLetter {
+                pipeline: pipeline.name.clone(),
+                pipeline_version: pipeline.version,
+                step: step.to_string(),
+                error,
+                message: msg.envelope().clone(),
+                attempts: msg
+                    .meta()
+                    .get("attempt")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(1) as u32,
+                at_ms: outputs::now_ms(),
+            })
+            .map(drop)
+            .map_err(|e| SendError {
+                permanent: false,
+                retry_after: None,
+                message: format!("dead-letter store: {e}"),
+            })
     }
 }
 
@@ -279,6 +352,8 @@ impl State for StoreState {
 }
 
 pub fn run(args: Args) -> u8 {
+    // TLS for HTTP outputs: rustls with the ring provider (no OpenSSL, no C toolchain beyond cc).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     // Logs go to stderr; `RUST_LOG` filters them, `RAILYARD_LOG_FORMAT=json` structures them.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -360,6 +435,16 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
     let boot = format!("{:x}", outputs::now_ms());
     let store = Arc::new(store);
     let state_store = store.clone();
+    let http = match reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: cannot build the HTTP client: {e}");
+            return exit::USAGE;
+        }
+    };
     let rt = Arc::new(Runtime {
         project,
         store,
@@ -373,6 +458,9 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
         ids: AtomicU64::new(1),
         boot,
         stopping: AtomicBool::new(false),
+        http,
+        handle: tokio::runtime::Handle::current(),
+        root: args.dir.clone(),
     });
 
     let handoff: Handoff = {
@@ -382,7 +470,10 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
             Box::pin(async move {
                 let task = tokio::task::spawn_blocking(move || {
                     let Some(p) = rt.project.pipelines.get(&inbound.pipeline) else {
-                        return Err(format!("pipeline `{}` is not loaded", inbound.pipeline));
+                        return Err((
+                            None,
+                            format!("pipeline `{}` is not loaded", inbound.pipeline),
+                        ));
                     };
                     let origin = Origin {
                         correlation_id: inbound.correlation_id,
@@ -397,11 +488,12 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
                             origin,
                         },
                     )
+                    .map_err(|e| (e.retry_after, e.message))
                 });
                 match task.await {
                     Ok(Ok(id)) => Ok(id),
-                    Ok(Err(reason)) => Err(Unavailable {
-                        retry_after_secs: 5,
+                    Ok(Err((after, reason))) => Err(Unavailable {
+                        retry_after_secs: after.map_or(5, |d| d.as_secs().max(1)),
                         reason,
                     }),
                     Err(e) => Err(Unavailable {
@@ -527,11 +619,21 @@ async fn consume(
             let n = leased.len();
             for delivery in leased {
                 let msg = match Message::from_envelope(delivery.message.clone()) {
-                    Some(m) => m.child(delivery.message.get("body").cloned().unwrap_or(Value::Null), rt2.next_id()),
+                    // The id is derived from the published message and the consumer group, so a
+                    // redelivery carries the same id: peers can use it as an idempotency key.
+                    Some(m) => {
+                        let id = format!("{}~{g2}", m.id());
+                        m.child(delivery.message.get("body").cloned().unwrap_or(Value::Null), id)
+                    }
                     None => {
                         // Not an envelope (published by another system): treat as a body.
                         let ids = || rt2.next_id();
-                        Message::new(delivery.message.clone(), Origin { source: format!("topic:{t2}"), ..Origin::default() }, &ids)
+                        let origin = Origin {
+                            id: Some(format!("{t2}#{}~{g2}", delivery.seq)),
+                            source: format!("topic:{t2}"),
+                            ..Origin::default()
+                        };
+                        Message::new(delivery.message.clone(), origin, &ids)
                     }
                 };
                 let mut msg = msg;
@@ -541,10 +643,21 @@ async fn consume(
                     Ok(_) => {
                         let _ = rt2.store.ack(&delivery);
                     }
+                    Err(e) if delivery.attempt >= max_attempts(p) => {
+                        tracing::warn!(pipeline = %p2, error = %e, attempts = delivery.attempt, "Retries exhausted; dead-lettering.");
+                        let mut failed = Message::from_envelope(delivery.message.clone()).unwrap_or_else(|| {
+                            Message::new(delivery.message.clone(), Origin::default(), &|| rt2.next_id())
+                        });
+                        failed.set_meta("attempt", Value::from(delivery.attempt));
+                        let error = json!({ "code": "retries-exhausted", "message": e.message });
+                        if rt2.dead_letter(p, &failed, "output", error).is_ok() {
+                            let _ = rt2.store.ack(&delivery);
+                        }
+                    }
                     Err(e) => {
-                        tracing::warn!(pipeline = %p2, error = %e, "Output failed; the delivery will be retried.");
-                        let backoff = 500i64.saturating_mul(1 << delivery.attempt.min(7));
-                        let _ = rt2.store.nack(&delivery, outputs::now_ms() + backoff);
+                        let wait = backoff(p, delivery.attempt, e.retry_after);
+                        tracing::warn!(pipeline = %p2, error = %e, attempt = delivery.attempt, retry_in_ms = wait.as_millis() as u64, "Output failed; the delivery will be retried.");
+                        let _ = rt2.store.nack(&delivery, outputs::now_ms() + wait.as_millis() as i64);
                     }
                 }
             }

@@ -1,14 +1,60 @@
 //! Output connectors available to `railyard run` today: topic and pipeline (durable rows in
-//! the embedded store), stdout (a JSON line), file (appended JSON line, fsynced).
+//! the embedded store), stdout (a JSON line), file (appended JSON line, fsynced), and HTTP
+//! (an ERP or marketplace API: success and retryable status sets, `Retry-After`, timeout).
 
 use std::io::Write;
+use std::time::Duration;
 
 use railyard_core::engine::Message;
 use railyard_core::expr::render_template;
 use railyard_core::model::OrShort;
-use railyard_core::project::OutputDef;
+use railyard_core::project::{OutputDef, Project};
 use railyard_store::Store;
 use serde_json::Value;
+
+/// Why an output did not confirm a message.
+#[derive(Clone, Debug)]
+pub struct SendError {
+    /// Retrying cannot help (a 4xx the API rejects, a template that cannot render): the
+    /// message goes to the dead-letter store.
+    pub permanent: bool,
+    /// What the peer asked for (`Retry-After`), if anything.
+    pub retry_after: Option<Duration>,
+    pub message: String,
+}
+
+impl SendError {
+    fn transient(message: impl Into<String>) -> SendError {
+        SendError {
+            permanent: false,
+            retry_after: None,
+            message: message.into(),
+        }
+    }
+    fn permanent(message: impl Into<String>) -> SendError {
+        SendError {
+            permanent: true,
+            retry_after: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// What outputs need besides the message.
+pub struct OutputCtx<'a> {
+    /// The project directory: relative file paths are relative to it, not to the process.
+    pub root: &'a std::path::Path,
+    pub store: &'a Store,
+    pub project: &'a Project,
+    pub http: &'a reqwest::Client,
+    pub runtime: &'a tokio::runtime::Handle,
+}
 
 /// The internal topic behind `output: { pipeline: name }`.
 pub fn pipeline_topic(name: &str) -> String {
@@ -27,49 +73,131 @@ pub fn now_rfc3339() -> String {
 }
 
 /// Sends `msg` to one output and returns once the output confirmed it.
-pub fn send(
-    store: &Store,
-    o: &OutputDef,
-    msg: &Message,
-    _ids: impl Fn() -> String,
-) -> Result<(), String> {
+pub fn send(ctx: &OutputCtx<'_>, o: &OutputDef, msg: &Message) -> Result<(), SendError> {
     let d = &o.def;
-    let render = |t: &str| render_template(t, &o.templates, msg.envelope());
+    let render =
+        |t: &str| render_template(t, &o.templates, msg.envelope()).map_err(SendError::permanent);
     if let Some(t) = &d.topic {
         let name = match &t.value {
             OrShort::Short(s) => s.clone(),
             OrShort::Full(f) => f.name.value.clone(),
         };
         let topic = render(&name)?;
-        store
+        ctx.store
             .publish(&topic, msg.envelope())
             .map(drop)
-            .map_err(|e| format!("topic `{topic}`: {e}"))
+            .map_err(|e| SendError::transient(format!("topic `{topic}`: {e}")))
     } else if let Some(p) = &d.pipeline {
-        store
+        ctx.store
             .publish(&pipeline_topic(&p.value), msg.envelope())
             .map(drop)
-            .map_err(|e| format!("pipeline `{}`: {e}", p.value))
+            .map_err(|e| SendError::transient(format!("pipeline `{}`: {e}", p.value)))
     } else if let Some(s) = &d.stdout {
         let value = if s.value.with_meta == Some(true) {
             msg.envelope()
         } else {
             msg.body()
         };
-        let line = serde_json::to_string(value).map_err(|e| e.to_string())?;
+        let line = serde_json::to_string(value).map_err(|e| SendError::permanent(e.to_string()))?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "{line}")
             .and_then(|()| out.flush())
-            .map_err(|e| format!("stdout: {e}"))
+            .map_err(|e| SendError::transient(format!("stdout: {e}")))
     } else if let Some(f) = &d.file {
-        let path = render(&f.value.path.value)?;
-        append_line(&path, msg.body())
+        let path = ctx.root.join(render(&f.value.path.value)?);
+        append_line(&path.to_string_lossy(), msg.body()).map_err(SendError::transient)
+    } else if let Some(h) = &d.http {
+        send_http(ctx, o, &h.value, msg, render)
     } else {
-        Err(format!(
+        Err(SendError::permanent(format!(
             "the `{}` output is not available in this build",
             o.kind
-        ))
+        )))
     }
+}
+
+fn send_http(
+    ctx: &OutputCtx<'_>,
+    o: &OutputDef,
+    h: &railyard_core::model::pipeline::HttpOutput,
+    msg: &Message,
+    render: impl Fn(&str) -> Result<String, SendError>,
+) -> Result<(), SendError> {
+    let url = render(&h.url.value)?;
+    let method = h
+        .method
+        .as_ref()
+        .map_or("POST", |m| m.value.as_str())
+        .to_ascii_uppercase();
+    let method = reqwest::Method::from_bytes(method.as_bytes())
+        .map_err(|e| SendError::permanent(e.to_string()))?;
+    let body = match &h.mapping {
+        Some(m) => {
+            let Some(mapping) = ctx.project.mappings.get(&m.value) else {
+                return Err(SendError::permanent(format!(
+                    "mapping `{}` is not loaded",
+                    m.value
+                )));
+            };
+            railyard_core::functions::with_tables(&ctx.project.tables, || {
+                mapping.apply(&ctx.project.rhai, msg.body())
+            })
+            .map_err(|e| SendError::permanent(format!("body mapping `{}`: {e}", m.value)))?
+        }
+        None => msg.body().clone(),
+    };
+    let bytes = serde_json::to_vec(&body).map_err(|e| SendError::permanent(e.to_string()))?;
+    let timeout = h
+        .timeout
+        .as_ref()
+        .map_or(Duration::from_secs(30), |t| t.value.0);
+    let mut req = ctx
+        .http
+        .request(method, &url)
+        .timeout(timeout)
+        .header("content-type", "application/json")
+        // Idempotency help for the peer: the same message keeps its id across retries.
+        .header("x-railyard-message-id", msg.id())
+        .header(
+            "x-correlation-id",
+            msg.meta_str("correlation_id").unwrap_or_default(),
+        );
+    for (k, v) in &h.headers {
+        req = req.header(k.as_str(), render(&v.value)?);
+    }
+    let response = ctx.runtime.block_on(req.body(bytes).send());
+    let response = match response {
+        Ok(r) => r,
+        // Connect errors and timeouts: the peer may come back.
+        Err(e) => return Err(SendError::transient(format!("{} {url}: {e}", o.kind))),
+    };
+    let status = response.status().as_u16();
+    let ok = if h.success.is_empty() {
+        (200..300).contains(&status)
+    } else {
+        h.success.contains(&status)
+    };
+    if ok {
+        return Ok(());
+    }
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let retryable = if h.retry_on.is_empty() {
+        matches!(status, 408 | 425 | 429) || (500..600).contains(&status)
+    } else {
+        h.retry_on.contains(&status)
+    };
+    let text = ctx.runtime.block_on(response.text()).unwrap_or_default();
+    let snippet: String = text.chars().take(300).collect();
+    Err(SendError {
+        permanent: !retryable,
+        retry_after,
+        message: format!("{url} answered {status}: {snippet}"),
+    })
 }
 
 fn append_line(path: &str, body: &Value) -> Result<(), String> {

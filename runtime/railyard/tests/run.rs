@@ -505,3 +505,30 @@ fn a_rejected_order_is_dead_lettered_not_retried() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(erp.seen.lock().unwrap().len(), 1, "a 400 is not retried");
 }
+
+#[test]
+fn a_schedule_emits_its_body_on_every_tick() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("pipelines")).unwrap();
+    std::fs::write(
+        tmp.path().join("pipelines/poll.yaml"),
+        "pipeline: poll\ninput:\n  schedule: { every: 200ms, body: { since: PT15M } }\noutput:\n  file: { path: ticks.jsonl }\n",
+    )
+    .unwrap();
+    let server = start(tmp.path());
+    let ticks = tmp.path().join("ticks.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = std::fs::read_to_string(&ticks)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if n >= 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {n} ticks");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(server);
+    let text = std::fs::read_to_string(&ticks).unwrap();
+    assert!(text.lines().all(|l| l == r#"{"since":"PT15M"}"#), "{text}");
+}

@@ -45,7 +45,7 @@ pub struct Args {
 }
 
 /// Input connectors this build can run.
-const RUNNABLE_INPUTS: &[&str] = &["http", "topic", "pipeline"];
+const RUNNABLE_INPUTS: &[&str] = &["http", "topic", "pipeline", "schedule"];
 /// Output connectors this build can run.
 const RUNNABLE_OUTPUTS: &[&str] = &["topic", "pipeline", "stdout", "file", "http"];
 
@@ -572,6 +572,22 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
             )));
         }
     }
+    for p in rt.project.pipelines.values() {
+        if !rt.running.contains_key(&p.name) {
+            continue;
+        }
+        if let Some(config) = p.def.input.ok().and_then(|i| i.value.schedule.as_ref()) {
+            match railyard_connectors::schedule::Schedule::from_config(&config.value) {
+                Ok(schedule) => workers.push(tokio::spawn(scheduled(
+                    rt.clone(),
+                    p.name.clone(),
+                    schedule,
+                    stop_rx.clone(),
+                ))),
+                Err(e) => tracing::error!(pipeline = %p.name, error = %e, "Schedule not started."),
+            }
+        }
+    }
     eprintln!(
         "railyard: listening on http://{} — {} pipelines running, {} not started (see /health)",
         args.listen,
@@ -679,6 +695,53 @@ async fn consume(
             }
         }
     }
+}
+
+/// Emits the schedule's body at every tick. A tick whose outputs fail is logged, not queued:
+/// a schedule polls, and the next tick polls again.
+async fn scheduled(
+    rt: Arc<Runtime>,
+    pipeline: String,
+    schedule: railyard_connectors::schedule::Schedule,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut next = schedule.next_after(std::time::SystemTime::now());
+    while let Some(at) = next {
+        let wait = at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let (rt2, p2, body) = (rt.clone(), pipeline.clone(), schedule.body());
+        let result = tokio::task::spawn_blocking(move || {
+            let p = rt2
+                .project
+                .pipelines
+                .get(&p2)
+                .ok_or_else(|| "pipeline not loaded".to_string())?;
+            let origin = Origin {
+                source: format!("schedule:{p2}"),
+                ..Origin::default()
+            };
+            rt2.handle(p, Input::Payload { body, origin })
+                .map_err(|e| e.message)
+        })
+        .await;
+        match result {
+            Ok(Ok(id)) => tracing::debug!(pipeline = %pipeline, message_id = %id, "Schedule tick."),
+            Ok(Err(e)) => {
+                tracing::warn!(pipeline = %pipeline, error = %e, "Schedule tick failed; the next tick polls again.")
+            }
+            Err(e) => tracing::warn!(pipeline = %pipeline, error = %e, "Schedule tick failed."),
+        }
+        next = schedule.next_after(at);
+    }
+    tracing::warn!(pipeline = %pipeline, "Schedule has no further ticks.");
 }
 
 async fn shutdown_signal() {

@@ -4,28 +4,14 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod common;
+use common::{reference_copy as reference_project, root};
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -105,20 +91,6 @@ fn start(dir: &Path) -> Server {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn reference_project() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    for d in [
-        "schemas",
-        "mappings",
-        "pipelines",
-        "plugins",
-        "tests/fixtures",
-    ] {
-        copy_dir(&root().join(d), &tmp.path().join(d));
-    }
-    tmp
 }
 
 fn shopify_request() -> (Vec<(String, String)>, Vec<u8>) {

@@ -3,12 +3,11 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::{reference_copy, root};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use std::path::Path;
+use std::process::{Command, Output};
 
 fn railyard(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_railyard"))
@@ -25,36 +24,6 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
-
-/// A copy of the reference project (content only) in a temp dir.
-fn reference_copy() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    for d in [
-        "schemas",
-        "mappings",
-        "pipelines",
-        "plugins",
-        "tests/fixtures",
-    ] {
-        if root().join(d).is_dir() {
-            copy_dir(&root().join(d), &tmp.path().join(d));
-        }
-    }
-    tmp
 }
 
 #[test]

@@ -504,3 +504,60 @@ fn a_schedule_emits_its_body_on_every_tick() {
     let text = std::fs::read_to_string(&ticks).unwrap();
     assert!(text.lines().all(|l| l == r#"{"since":"PT15M"}"#), "{text}");
 }
+
+#[test]
+fn a_retried_delivery_is_not_dropped_as_a_duplicate_of_itself() {
+    // Regression: the dedupe key was recorded on the first attempt; when the output then
+    // failed, the retry was dropped as a duplicate and the message was lost.
+    let erp = fake_erp(vec![503]);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("pipelines")).unwrap();
+    std::fs::write(
+        tmp.path().join("pipelines/in.yaml"),
+        "pipeline: in\ninput:\n  http: { path: /in }\noutput:\n  topic: work\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("pipelines/out.yaml"),
+        format!(
+            "pipeline: out\ninput:\n  topic: work\nsteps:\n  - dedupe: {{ key: body.id, ttl: 1h }}\noutput:\n  http: {{ url: \"http://127.0.0.1:{}/orders\" }}\non_error:\n  retry: {{ attempts: 5, initial: 100ms }}\n",
+            erp.port
+        ),
+    )
+    .unwrap();
+    let server = start(tmp.path());
+    let (status, _) = http(
+        server.port,
+        "POST",
+        "/in",
+        &[("Content-Type", "application/json")],
+        br#"{"id": 7}"#,
+    );
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while erp.seen.lock().unwrap().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the retry never reached the ERP: the message was lost"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A true duplicate (a second message with the same id) is still dropped.
+    assert_eq!(
+        http(
+            server.port,
+            "POST",
+            "/in",
+            &[("Content-Type", "application/json")],
+            br#"{"id": 7}"#
+        )
+        .0,
+        202
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        erp.seen.lock().unwrap().len(),
+        2,
+        "503 then 201, and the duplicate dropped"
+    );
+}

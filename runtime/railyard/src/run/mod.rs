@@ -217,8 +217,16 @@ impl Runtime {
                 (engine.process(pipeline, msg, &mut *state), id)
             }
         };
+        let recorded = std::mem::take(&mut state.recorded);
         drop(state);
-        self.emit(pipeline, outcome)?;
+        if let Err(e) = self.emit(pipeline, outcome) {
+            for (p, key) in &recorded {
+                if let Err(err) = self.store.forget(p, key) {
+                    tracing::error!(pipeline = %p, error = %err, "Could not forget a dedupe key; a retry may be dropped.");
+                }
+            }
+            return Err(e);
+        }
         Ok(id)
     }
 
@@ -313,6 +321,10 @@ enum Input {
 struct StoreState {
     store: Arc<Store>,
     memory: railyard_core::engine::MemoryState,
+    /// Dedupe keys recorded while the current message ran. If its outputs then fail and it
+    /// will be retried, they are forgotten again: otherwise the retry would be dropped as a
+    /// duplicate of itself and the message lost.
+    recorded: Vec<(String, String)>,
 }
 
 impl State for StoreState {
@@ -321,7 +333,12 @@ impl State for StoreState {
             .store
             .seen(pipeline, key, ttl.as_millis() as i64, outputs::now_ms())
         {
-            Ok(seen) => seen,
+            Ok(seen) => {
+                if !seen {
+                    self.recorded.push((pipeline.to_string(), key.to_string()));
+                }
+                seen
+            }
             Err(e) => {
                 // Failing open delivers a possible duplicate; failing closed would drop a
                 // message. At-least-once prefers the duplicate.
@@ -453,6 +470,7 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
         state: Mutex::new(StoreState {
             store: state_store,
             memory: Default::default(),
+            recorded: Vec::new(),
         }),
         metrics: Metrics::default(),
         ids: AtomicU64::new(1),
@@ -587,6 +605,25 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
                 Err(e) => tracing::error!(pipeline = %p.name, error = %e, "Schedule not started."),
             }
         }
+    }
+    // Expired dedupe keys are deleted every ten minutes.
+    {
+        let (rt, mut stop) = (rt.clone(), stop_rx.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+                    _ = stop.changed() => return,
+                }
+                let rt2 = rt.clone();
+                let purged =
+                    tokio::task::spawn_blocking(move || rt2.store.purge_expired(outputs::now_ms()))
+                        .await;
+                if let Ok(Err(e)) = purged {
+                    tracing::warn!(error = %e, "Could not purge expired dedupe keys.");
+                }
+            }
+        }));
     }
     eprintln!(
         "railyard: listening on http://{} — {} pipelines running, {} not started (see /health)",

@@ -84,7 +84,7 @@ pub struct Store {
 
 /// Migrations, in order; `PRAGMA user_version` is how many have run. Never edit one that
 /// shipped: add the next.
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
 
 /// Version 1 (first `railyard run`): one queue row per (message, group), the message text
 /// copied into each.
@@ -161,6 +161,28 @@ INSERT INTO sqlite_sequence (name, seq) SELECT 'messages', seq FROM sqlite_seque
 DROP TABLE queue;
 DROP TABLE subscriptions_v1;
 ";
+
+/// Version 3: progress of dropped files (POS batch exports), by pipeline and content key, so a
+/// crash mid-file resumes after the last record handed off and a re-sent copy is recognised.
+const MIGRATION_3: &str = "
+CREATE TABLE files (
+    pipeline   TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    handed_off INTEGER NOT NULL,
+    complete   INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (pipeline, key)
+) WITHOUT ROWID;
+";
+
+/// How far a dropped file got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileProgress {
+    /// Records handed off, counted from the start of the file.
+    pub handed_off: u64,
+    /// Every record was handed off.
+    pub complete: bool,
+}
 
 impl Store {
     /// Opens (creating) the store file at `path`, creating its parent directories, and
@@ -443,6 +465,43 @@ impl Store {
             params![pipeline, key],
         )?;
         Ok(n == 1)
+    }
+
+    /// Progress of the file with content `key` in `pipeline`, if it was seen before.
+    pub fn file_progress(
+        &self,
+        pipeline: &str,
+        key: &str,
+    ) -> Result<Option<FileProgress>, StoreError> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT handed_off, complete FROM files WHERE pipeline = ?1 AND key = ?2",
+                params![pipeline, key],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()?;
+        Ok(row.map(|(n, c)| FileProgress {
+            handed_off: n as u64,
+            complete: c != 0,
+        }))
+    }
+
+    /// Records that the first `handed_off` records of the file were handed off.
+    pub fn set_file_progress(
+        &self,
+        pipeline: &str,
+        key: &str,
+        progress: FileProgress,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO files (pipeline, key, handed_off, complete, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (pipeline, key) DO UPDATE SET handed_off = excluded.handed_off,
+                 complete = excluded.complete, updated_ms = excluded.updated_ms",
+            params![pipeline, key, progress.handed_off as i64, progress.complete as i64, now_ms],
+        )?;
+        Ok(())
     }
 
     /// Deletes expired dedupe keys; returns how many.

@@ -120,8 +120,10 @@ fn a_signed_webhook_flows_through_topics_to_a_file_and_the_server_stops_cleanly(
     assert_eq!(status, 200);
     assert!(health.contains("shopify-order-intake"), "{health}");
     assert!(
-        health.contains("order-to-erp") && health.contains("not available in this build"),
-        "{health}"
+        health.contains("\"order-to-erp\"")
+            && health.contains("\"pos-sales-file-drop\"")
+            && health.contains("\"not_started\":{}"),
+        "every reference pipeline runs: {health}"
     );
 
     let (headers, body) = shopify_request();
@@ -560,4 +562,65 @@ fn a_retried_delivery_is_not_dropped_as_a_duplicate_of_itself() {
         2,
         "503 then 201, and the duplicate dropped"
     );
+}
+
+#[test]
+fn a_dropped_pos_file_is_processed_once_and_moved_to_done() {
+    let tmp = reference_project();
+    let inbox = tmp.path().join("data/inbox/pos");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let csv = std::fs::read(
+        root().join("runtime/railyard-connectors/tests/data/pos/store_sales_lines.csv"),
+    )
+    .unwrap();
+    std::fs::write(inbox.join("store_sales_lines_S014_2025-03-14.csv"), &csv).unwrap();
+    let server = start(tmp.path());
+    let done = inbox.join("done/store_sales_lines_S014_2025-03-14.csv");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done.exists() {
+        assert!(Instant::now() < deadline, "the file never reached done/");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The micro-batch (window 5s) is emitted by the flusher.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        let (_, m) = http(server.port, "GET", "/metrics", &[], b"");
+        if m.contains(
+            "railyard_messages_total{pipeline=\"store-sales-to-inventory\",outcome=\"delivered\"}",
+        ) {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no batch reached store-sales-to-inventory: {m}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        metrics.contains("pipeline=\"pos-sales-file-drop\",outcome=\"dropped\""),
+        "the void row is dropped: {metrics}"
+    );
+
+    // The SFTP job re-sends the same file: recognised by content, nothing posted again.
+    let before = metrics
+        .lines()
+        .find(|l| l.contains("pos-sales-file-drop") && l.contains("delivered"))
+        .map(str::to_string);
+    std::fs::write(inbox.join("store_sales_lines_S014_2025-03-14.csv"), &csv).unwrap();
+    let again = inbox.join("done/store_sales_lines_S014_2025-03-14-1.csv");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !again.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the re-sent file never reached done/"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(6));
+    let (_, metrics) = http(server.port, "GET", "/metrics", &[], b"");
+    let after = metrics
+        .lines()
+        .find(|l| l.contains("pos-sales-file-drop") && l.contains("delivered"))
+        .map(str::to_string);
+    assert_eq!(before, after, "a re-sent file posts nothing");
 }

@@ -45,7 +45,7 @@ pub struct Args {
 }
 
 /// Input connectors this build can run.
-const RUNNABLE_INPUTS: &[&str] = &["http", "topic", "pipeline", "schedule"];
+const RUNNABLE_INPUTS: &[&str] = &["http", "topic", "pipeline", "schedule", "file"];
 /// Output connectors this build can run.
 const RUNNABLE_OUTPUTS: &[&str] = &["topic", "pipeline", "stdout", "file", "http"];
 
@@ -278,6 +278,39 @@ impl Runtime {
             self.dead_letter(pipeline, &f.message, &f.error.step, error)?;
         }
         Ok(())
+    }
+
+    /// Emits every buffered batch of `pipeline`. A batch whose outputs fail is dead-lettered:
+    /// it lives only in memory, so retrying later is not an option.
+    fn flush_batches(&self, pipeline: &Pipeline) {
+        let ids = || self.next_id();
+        let now = outputs::now_rfc3339;
+        let engine = Engine {
+            project: &self.project,
+            ids: &ids,
+            now: &now,
+        };
+        let outcome = match self.state.lock() {
+            Ok(mut state) => engine.flush(pipeline, &mut *state),
+            Err(_) => return,
+        };
+        if outcome.delivered.is_empty() && outcome.failed.is_empty() {
+            return;
+        }
+        let fallback: Vec<Message> = outcome
+            .delivered
+            .iter()
+            .map(|d| d.message.clone())
+            .collect();
+        if let Err(e) = self.emit(pipeline, outcome) {
+            for m in &fallback {
+                let error =
+                    json!({ "code": "output-error", "step": "batch output", "message": e.message });
+                if let Err(err) = self.dead_letter(pipeline, m, "batch output", error) {
+                    tracing::error!(pipeline = %pipeline.name, error = %err, "Lost a batch: its output and the dead-letter store both failed.");
+                }
+            }
+        }
     }
 
     fn dead_letter(
@@ -606,6 +639,59 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
             }
         }
     }
+    for p in rt.project.pipelines.values() {
+        if !rt.running.contains_key(&p.name) {
+            continue;
+        }
+        if let Some(config) = p.def.input.ok().and_then(|i| i.value.file.as_ref()) {
+            let drop = railyard_connectors::file::FileDrop::new(&config.value, &rt.root);
+            workers.push(tokio::spawn(file_drop(
+                rt.clone(),
+                p.name.clone(),
+                drop,
+                stop_rx.clone(),
+            )));
+        }
+    }
+    // Batches are emitted when their window elapses (checked at the shortest window of the
+    // pipeline), and once more when the runtime stops.
+    for p in rt.project.pipelines.values() {
+        if !rt.running.contains_key(&p.name) {
+            continue;
+        }
+        let windows: Vec<Duration> = p
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                railyard_core::project::Step::Batch { window, .. } => {
+                    Some(window.unwrap_or(Duration::from_secs(1)))
+                }
+                _ => None,
+            })
+            .collect();
+        let Some(period) = windows.into_iter().min() else {
+            continue;
+        };
+        let (rt, name, mut stop) = (rt.clone(), p.name.clone(), stop_rx.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let stopping = tokio::select! {
+                    _ = tokio::time::sleep(period) => false,
+                    _ = stop.changed() => true,
+                };
+                let (rt2, n2) = (rt.clone(), name.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Some(p) = rt2.project.pipelines.get(&n2) {
+                        rt2.flush_batches(p);
+                    }
+                })
+                .await;
+                if stopping {
+                    return;
+                }
+            }
+        }));
+    }
     // Expired dedupe keys are deleted every ten minutes.
     {
         let (rt, mut stop) = (rt.clone(), stop_rx.clone());
@@ -729,6 +815,125 @@ async fn consume(
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                 _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+/// Picks up dropped files (POS batch exports): each record is handed to the pipeline, progress
+/// is recorded per file content key after every record, and the file moves to done/ when all
+/// records are handed off (failed/ with a `.reason` when it cannot be read). After a crash the
+/// file is resumed after the last recorded record; a re-sent copy of a finished file is moved to
+/// done/ without posting anything. A crash between a hand-off and its progress row re-posts
+/// that one record: at-least-once, never lost.
+async fn file_drop(
+    rt: Arc<Runtime>,
+    pipeline: String,
+    drop: railyard_connectors::file::FileDrop,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let drop = Arc::new(drop);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let (rt2, p2, d2) = (rt.clone(), pipeline.clone(), drop.clone());
+        let _ = tokio::task::spawn_blocking(move || drain_files(&rt2, &p2, &d2)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn drain_files(rt: &Runtime, pipeline: &str, drop: &railyard_connectors::file::FileDrop) {
+    use railyard_store::FileProgress;
+    let Some(p) = rt.project.pipelines.get(pipeline) else {
+        return;
+    };
+    for path in drop.poll(std::time::SystemTime::now()) {
+        if rt.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (key, records) = match drop.read_keyed(&path) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(pipeline, file = %name, error = %e, "Rejected dropped file.");
+                let _ = drop.finish(&path, Err(e.to_string()));
+                continue;
+            }
+        };
+        let progress = match rt.store.file_progress(pipeline, &key) {
+            Ok(p) => p.unwrap_or(FileProgress {
+                handed_off: 0,
+                complete: false,
+            }),
+            Err(e) => {
+                tracing::error!(pipeline, error = %e, "Store unavailable; file left for the next poll.");
+                return;
+            }
+        };
+        let total = records.len() as u64;
+        let mut done = progress.handed_off;
+        if !progress.complete {
+            for record in records.into_iter().skip(progress.handed_off as usize) {
+                let mut headers = serde_json::Map::new();
+                headers.insert("file".into(), Value::String(name.clone()));
+                headers.insert("line".into(), Value::from(record.line));
+                let origin = Origin {
+                    source: format!("file:{name}:{}", record.line),
+                    headers,
+                    ..Origin::default()
+                };
+                match rt.handle(
+                    p,
+                    Input::Payload {
+                        body: record.value,
+                        origin,
+                    },
+                ) {
+                    Ok(_) => {
+                        done += 1;
+                        let mark = FileProgress {
+                            handed_off: done,
+                            complete: done == total,
+                        };
+                        if let Err(e) =
+                            rt.store
+                                .set_file_progress(pipeline, &key, mark, outputs::now_ms())
+                        {
+                            tracing::error!(pipeline, file = %name, error = %e, "Could not record file progress.");
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(pipeline, file = %name, line = record.line, error = %e, "Output failed; the file resumes at this record.");
+                        return;
+                    }
+                }
+            }
+        }
+        if done == total {
+            if total == 0 {
+                let mark = FileProgress {
+                    handed_off: 0,
+                    complete: true,
+                };
+                let _ = rt
+                    .store
+                    .set_file_progress(pipeline, &key, mark, outputs::now_ms());
+            }
+            match drop.finish(&path, Ok(())) {
+                Ok(to) => {
+                    tracing::info!(pipeline, file = %name, records = total, moved_to = %to.display(), "Processed dropped file.")
+                }
+                Err(e) => {
+                    tracing::error!(pipeline, file = %name, error = %e, "Could not move a processed file.")
+                }
             }
         }
     }

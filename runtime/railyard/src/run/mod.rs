@@ -832,6 +832,11 @@ async fn file_drop(
     drop: railyard_connectors::file::FileDrop,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    // The drop directory is where the stores' SFTP jobs write: create it rather than warn
+    // about it on every poll.
+    if let Err(e) = std::fs::create_dir_all(drop.dir()) {
+        tracing::error!(pipeline = %pipeline, dir = %drop.dir().display(), error = %e, "Cannot create the drop directory.");
+    }
     let drop = Arc::new(drop);
     loop {
         if *stop.borrow() {

@@ -110,7 +110,7 @@ fn signed_request(path: &str, headers_file: &str, body: Vec<u8>) -> Request<Body
 
 fn app(unavailable: bool) -> (axum::Router, Seen) {
     let project = project();
-    let routes = Arc::new(routes(&project).expect("no duplicate paths"));
+    let routes = railyard_connectors::http::shared(routes(&project).expect("no duplicate paths"));
     let (handoff, seen) = recording(unavailable);
     (router(routes, handoff), seen)
 }

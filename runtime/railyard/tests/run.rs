@@ -624,3 +624,104 @@ fn a_dropped_pos_file_is_processed_once_and_moved_to_done() {
         .map(str::to_string);
     assert_eq!(before, after, "a re-sent file posts nothing");
 }
+
+fn wait_for_reload(port: u16, reloads: u64, failed: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, health) = http(port, "GET", "/health", &[], b"");
+        let body = health
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body)
+            && v["reload"]["reloads"].as_u64().unwrap_or(0) >= reloads
+            && v["reload"]["failed"].as_u64().unwrap_or(0) >= failed
+        {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "no reload seen: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn hot_reload_swaps_valid_changes_and_keeps_serving_through_invalid_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+    let pipeline = |v: u32| {
+        format!(
+            "pipeline: intake\nversion: {v}\ninput:\n  http: {{ path: /in }}\nsteps:\n  - script: {{ rhai: \"#{{ id: body.id, v: {v} }}\" }}\noutput:\n  file: {{ path: out.jsonl }}\n"
+        )
+    };
+    std::fs::write(dir.join("pipelines/intake.yaml"), pipeline(1)).unwrap();
+    let server = start(dir);
+    let post = |path: &str, id: u32| {
+        http(
+            server.port,
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            format!("{{\"id\": {id}}}").as_bytes(),
+        )
+        .0
+    };
+    assert_eq!(post("/in", 1), 202);
+
+    // A valid edit: new messages run on version 2.
+    std::fs::write(dir.join("pipelines/intake.yaml"), pipeline(2)).unwrap();
+    wait_for_reload(server.port, 1, 0);
+    assert_eq!(post("/in", 2), 202);
+
+    // An invalid edit: reported on /health, version 2 keeps serving.
+    std::fs::write(
+        dir.join("pipelines/intake.yaml"),
+        "pipeline: intake\ninptu: {}\n",
+    )
+    .unwrap();
+    let health = wait_for_reload(server.port, 1, 1);
+    assert!(
+        health.contains("\"ok\":false") && health.contains("unknown key `inptu`"),
+        "{health}"
+    );
+    assert_eq!(post("/in", 3), 202);
+
+    // A new pipeline starts; restoring the first one is a valid reload again.
+    std::fs::write(dir.join("pipelines/intake.yaml"), pipeline(2)).unwrap();
+    std::fs::write(
+        dir.join("pipelines/second.yaml"),
+        "pipeline: second\ninput:\n  http: { path: /second }\noutput:\n  file: { path: second.jsonl }\n",
+    )
+    .unwrap();
+    wait_for_reload(server.port, 2, 1);
+    assert_eq!(post("/second", 4), 202);
+
+    // A deleted pipeline stops: its route is gone.
+    std::fs::remove_file(dir.join("pipelines/second.yaml")).unwrap();
+    wait_for_reload(server.port, 3, 1);
+    assert_eq!(post("/second", 5), 404);
+    drop(server);
+
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("out.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            serde_json::json!({"id": 1, "v": 1}),
+            serde_json::json!({"id": 2, "v": 2}),
+            serde_json::json!({"id": 3, "v": 2}),
+        ],
+        "every message once, on the version in force when it arrived"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("second.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
+}

@@ -142,15 +142,23 @@ pub fn routes(project: &Project) -> Result<HashMap<String, Route>, (String, Stri
     Ok(out)
 }
 
+/// The routes in force, swappable at run time (hot reload): each request reads a snapshot.
+pub type SharedRoutes = Arc<std::sync::RwLock<Arc<HashMap<String, Route>>>>;
+
+/// Wraps routes for [`router`].
+pub fn shared(routes: HashMap<String, Route>) -> SharedRoutes {
+    Arc::new(std::sync::RwLock::new(Arc::new(routes)))
+}
+
 #[derive(Clone)]
 struct HttpState {
-    routes: Arc<HashMap<String, Route>>,
+    routes: SharedRoutes,
     handoff: Handoff,
 }
 
 /// An axum router answering every webhook route (as its fallback, so admin routes added by
 /// the caller take precedence).
-pub fn router(routes: Arc<HashMap<String, Route>>, handoff: Handoff) -> axum::Router {
+pub fn router(routes: SharedRoutes, handoff: Handoff) -> axum::Router {
     axum::Router::new()
         .fallback(dispatch)
         .with_state(HttpState { routes, handoff })
@@ -174,7 +182,11 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 async fn dispatch(State(state): State<HttpState>, request: Request) -> Response {
     let path = request.uri().path().to_string();
-    let Some(route) = state.routes.get(&path) else {
+    let routes = match state.routes.read() {
+        Ok(r) => r.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    let Some(route) = routes.get(&path) else {
         return problem(
             StatusCode::NOT_FOUND,
             format!("no pipeline listens on {path}"),

@@ -12,7 +12,7 @@
 
 mod outputs;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,6 +42,9 @@ pub struct Args {
     /// Directory of the embedded store (default `DIR/data`).
     #[arg(long, env = "RAILYARD_DATA")]
     pub data: Option<PathBuf>,
+    /// Do not watch the project for changes (no hot reload).
+    #[arg(long)]
+    pub no_watch: bool,
 }
 
 /// Input connectors this build can run.
@@ -138,10 +141,12 @@ impl Metrics {
 
 /// Everything the request handlers and workers share.
 struct Runtime {
-    project: Project,
+    /// The configuration in force. A reload swaps it; a message takes a snapshot when it
+    /// starts and finishes on it.
+    live: std::sync::RwLock<Arc<Live>>,
+    /// The last reload's outcome, for `/health`.
+    reload: Mutex<Value>,
     store: Arc<Store>,
-    running: BTreeMap<String, bool>,
-    not_started: BTreeMap<String, String>,
     /// Engine state for dedupe (durable, in the store), reservations and batches (in memory).
     state: Mutex<StoreState>,
     metrics: Metrics,
@@ -151,6 +156,45 @@ struct Runtime {
     http: reqwest::Client,
     handle: tokio::runtime::Handle,
     root: PathBuf,
+}
+
+/// One version of the running configuration: the project and which pipelines run.
+struct Live {
+    project: Arc<Project>,
+    running: BTreeSet<String>,
+    not_started: BTreeMap<String, String>,
+}
+
+impl Live {
+    fn new(project: Project) -> Live {
+        let mut running = BTreeSet::new();
+        let mut not_started = BTreeMap::new();
+        for p in project.pipelines.values() {
+            match unsupported(p) {
+                None => {
+                    running.insert(p.name.clone());
+                }
+                Some(why) => {
+                    not_started.insert(p.name.clone(), why);
+                }
+            }
+        }
+        Live {
+            project: Arc::new(project),
+            running,
+            not_started,
+        }
+    }
+
+    /// The routes of the running HTTP pipelines.
+    fn routes(&self) -> Result<HashMap<String, railyard_connectors::http::Route>, String> {
+        let routes = railyard_connectors::http::routes(&self.project)
+            .map_err(|(path, a, b)| format!("pipelines `{a}` and `{b}` both listen on {path}"))?;
+        Ok(routes
+            .into_iter()
+            .filter(|(_, r)| self.running.contains(&r.pipeline))
+            .collect())
+    }
 }
 
 /// Retry policy of a pipeline: total attempts and the delay before attempt `n + 1`.
@@ -187,17 +231,29 @@ fn backoff(p: &Pipeline, attempt: u32, retry_after: Option<Duration>) -> Duratio
 }
 
 impl Runtime {
+    fn live(&self) -> Arc<Live> {
+        match self.live.read() {
+            Ok(l) => l.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
     fn next_id(&self) -> String {
         format!("{}-{}", self.boot, self.ids.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Runs one message through `pipeline` and emits every result durably. Returns the
     /// message id, or an error when an output could not confirm (the caller retries).
-    fn handle(&self, pipeline: &Pipeline, input: Input) -> Result<String, SendError> {
+    fn handle(
+        &self,
+        project: &Project,
+        pipeline: &Pipeline,
+        input: Input,
+    ) -> Result<String, SendError> {
         let ids = || self.next_id();
         let now = outputs::now_rfc3339;
         let engine = Engine {
-            project: &self.project,
+            project,
             ids: &ids,
             now: &now,
         };
@@ -219,7 +275,7 @@ impl Runtime {
         };
         let recorded = std::mem::take(&mut state.recorded);
         drop(state);
-        if let Err(e) = self.emit(pipeline, outcome) {
+        if let Err(e) = self.emit(project, pipeline, outcome) {
             for (p, key) in &recorded {
                 if let Err(err) = self.store.forget(p, key) {
                     tracing::error!(pipeline = %p, error = %err, "Could not forget a dedupe key; a retry may be dropped.");
@@ -230,7 +286,12 @@ impl Runtime {
         Ok(id)
     }
 
-    fn emit(&self, pipeline: &Pipeline, outcome: Outcome<'_>) -> Result<(), SendError> {
+    fn emit(
+        &self,
+        project: &Project,
+        pipeline: &Pipeline,
+        outcome: Outcome<'_>,
+    ) -> Result<(), SendError> {
         self.metrics
             .add(&pipeline.name, "delivered", outcome.delivered.len() as u64);
         self.metrics
@@ -240,7 +301,7 @@ impl Runtime {
         let ctx = outputs::OutputCtx {
             root: &self.root,
             store: &self.store,
-            project: &self.project,
+            project,
             http: &self.http,
             runtime: &self.handle,
         };
@@ -282,11 +343,11 @@ impl Runtime {
 
     /// Emits every buffered batch of `pipeline`. A batch whose outputs fail is dead-lettered:
     /// it lives only in memory, so retrying later is not an option.
-    fn flush_batches(&self, pipeline: &Pipeline) {
+    fn flush_batches(&self, project: &Project, pipeline: &Pipeline) {
         let ids = || self.next_id();
         let now = outputs::now_rfc3339;
         let engine = Engine {
-            project: &self.project,
+            project,
             ids: &ids,
             now: &now,
         };
@@ -302,7 +363,7 @@ impl Runtime {
             .iter()
             .map(|d| d.message.clone())
             .collect();
-        if let Err(e) = self.emit(pipeline, outcome) {
+        if let Err(e) = self.emit(project, pipeline, outcome) {
             for m in &fallback {
                 let error =
                     json!({ "code": "output-error", "step": "batch output", "message": e.message });
@@ -451,37 +512,21 @@ pub fn run(args: Args) -> u8 {
 }
 
 async fn serve(args: Args, project: Project, store: Store) -> u8 {
-    let mut running = BTreeMap::new();
-    let mut not_started = BTreeMap::new();
-    for p in project.pipelines.values() {
-        match unsupported(p) {
-            None => {
-                running.insert(p.name.clone(), true);
-            }
-            Some(why) => {
-                tracing::warn!(pipeline = %p.name, reason = %why, "Pipeline not started.");
-                not_started.insert(p.name.clone(), why);
-            }
-        }
-        // Subscribe every consumer, started or not: what is published for it waits durably.
-        if let Some((topic, group)) = consumed_topic(p)
-            && let Err(e) = store.subscribe(&topic, &group)
-        {
-            eprintln!("error: cannot subscribe `{group}` to `{topic}`: {e}");
-            return exit::USAGE;
-        }
+    let live = Live::new(project);
+    for (name, why) in &live.not_started {
+        tracing::warn!(pipeline = %name, reason = %why, "Pipeline not started.");
     }
-    let routes = match railyard_connectors::http::routes(&project) {
-        Ok(r) => r,
-        Err((path, a, b)) => {
-            eprintln!("error: pipelines `{a}` and `{b}` both listen on {path}");
+    if let Err(e) = subscribe_all(&store, &live) {
+        eprintln!("error: {e}");
+        return exit::USAGE;
+    }
+    let routes = match live.routes() {
+        Ok(r) => railyard_connectors::http::shared(r),
+        Err(e) => {
+            eprintln!("error: {e}");
             return exit::INVALID;
         }
     };
-    let routes: HashMap<_, _> = routes
-        .into_iter()
-        .filter(|(_, r)| running.contains_key(&r.pipeline))
-        .collect();
     let boot = format!("{:x}", outputs::now_ms());
     let store = Arc::new(store);
     let state_store = store.clone();
@@ -496,10 +541,9 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
         }
     };
     let rt = Arc::new(Runtime {
-        project,
+        live: std::sync::RwLock::new(Arc::new(live)),
+        reload: Mutex::new(json!({ "ok": true, "reloads": 0 })),
         store,
-        running,
-        not_started,
         state: Mutex::new(StoreState {
             store: state_store,
             memory: Default::default(),
@@ -520,7 +564,8 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
             let rt = rt.clone();
             Box::pin(async move {
                 let task = tokio::task::spawn_blocking(move || {
-                    let Some(p) = rt.project.pipelines.get(&inbound.pipeline) else {
+                    let live = rt.live();
+                    let Some(p) = live.project.pipelines.get(&inbound.pipeline) else {
                         return Err((
                             None,
                             format!("pipeline `{}` is not loaded", inbound.pipeline),
@@ -533,6 +578,7 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
                         ..Origin::default()
                     };
                     rt.handle(
+                        &live.project,
                         p,
                         Input::Payload {
                             body: inbound.body,
@@ -566,10 +612,13 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
                 get(move || {
                     let rt = health_rt.clone();
                     async move {
+                        let live = rt.live();
+                        let reload = rt.reload.lock().map(|r| r.clone()).unwrap_or(Value::Null);
                         axum::Json(json!({
                             "status": "ok",
-                            "running": rt.running.keys().collect::<Vec<_>>(),
-                            "not_started": rt.not_started,
+                            "running": live.running,
+                            "not_started": live.not_started,
+                            "reload": reload,
                         }))
                     }
                 }),
@@ -598,7 +647,7 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
                 }),
             )
     };
-    let app = admin.merge(railyard_connectors::http::router(Arc::new(routes), handoff));
+    let app = admin.merge(railyard_connectors::http::router(routes.clone(), handoff));
 
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
@@ -607,95 +656,13 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
             return exit::USAGE;
         }
     };
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut workers = Vec::new();
-    for p in rt.project.pipelines.values() {
-        if !rt.running.contains_key(&p.name) {
-            continue;
-        }
-        if let Some((topic, group)) = consumed_topic(p) {
-            workers.push(tokio::spawn(consume(
-                rt.clone(),
-                p.name.clone(),
-                topic,
-                group,
-                stop_rx.clone(),
-            )));
-        }
-    }
-    for p in rt.project.pipelines.values() {
-        if !rt.running.contains_key(&p.name) {
-            continue;
-        }
-        if let Some(config) = p.def.input.ok().and_then(|i| i.value.schedule.as_ref()) {
-            match railyard_connectors::schedule::Schedule::from_config(&config.value) {
-                Ok(schedule) => workers.push(tokio::spawn(scheduled(
-                    rt.clone(),
-                    p.name.clone(),
-                    schedule,
-                    stop_rx.clone(),
-                ))),
-                Err(e) => tracing::error!(pipeline = %p.name, error = %e, "Schedule not started."),
-            }
-        }
-    }
-    for p in rt.project.pipelines.values() {
-        if !rt.running.contains_key(&p.name) {
-            continue;
-        }
-        if let Some(config) = p.def.input.ok().and_then(|i| i.value.file.as_ref()) {
-            let drop = railyard_connectors::file::FileDrop::new(&config.value, &rt.root);
-            workers.push(tokio::spawn(file_drop(
-                rt.clone(),
-                p.name.clone(),
-                drop,
-                stop_rx.clone(),
-            )));
-        }
-    }
-    // Batches are emitted when their window elapses (checked at the shortest window of the
-    // pipeline), and once more when the runtime stops.
-    for p in rt.project.pipelines.values() {
-        if !rt.running.contains_key(&p.name) {
-            continue;
-        }
-        let windows: Vec<Duration> = p
-            .steps
-            .iter()
-            .filter_map(|s| match s {
-                railyard_core::project::Step::Batch { window, .. } => {
-                    Some(window.unwrap_or(Duration::from_secs(1)))
-                }
-                _ => None,
-            })
-            .collect();
-        let Some(period) = windows.into_iter().min() else {
-            continue;
-        };
-        let (rt, name, mut stop) = (rt.clone(), p.name.clone(), stop_rx.clone());
-        workers.push(tokio::spawn(async move {
-            loop {
-                let stopping = tokio::select! {
-                    _ = tokio::time::sleep(period) => false,
-                    _ = stop.changed() => true,
-                };
-                let (rt2, n2) = (rt.clone(), name.clone());
-                let _ = tokio::task::spawn_blocking(move || {
-                    if let Some(p) = rt2.project.pipelines.get(&n2) {
-                        rt2.flush_batches(p);
-                    }
-                })
-                .await;
-                if stopping {
-                    return;
-                }
-            }
-        }));
-    }
+    let mut workers = Workers::default();
+    workers.reconcile(&rt, &rt.live());
     // Expired dedupe keys are deleted every ten minutes.
-    {
-        let (rt, mut stop) = (rt.clone(), stop_rx.clone());
-        workers.push(tokio::spawn(async move {
+    let (purge_stop, purge_rx) = tokio::sync::watch::channel(false);
+    let purger = {
+        let (rt, mut stop) = (rt.clone(), purge_rx);
+        tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(600)) => {}
@@ -709,29 +676,309 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
                     tracing::warn!(error = %e, "Could not purge expired dedupe keys.");
                 }
             }
-        }));
+        })
+    };
+    {
+        let live = rt.live();
+        eprintln!(
+            "railyard: listening on http://{} — {} pipelines running, {} not started (see /health)",
+            args.listen,
+            live.running.len(),
+            live.not_started.len()
+        );
     }
-    eprintln!(
-        "railyard: listening on http://{} — {} pipelines running, {} not started (see /health)",
-        args.listen,
-        rt.running.len(),
-        rt.not_started.len()
+    let (server_stop, mut server_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_rx.wait_for(|stop| *stop).await;
+            })
+            .into_future(),
     );
-    let shutdown_rt = rt.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        shutdown_rt.stopping.store(true, Ordering::Relaxed);
-        eprintln!("railyard: stopping: no new requests; finishing what is in flight");
-    });
-    if let Err(e) = server.await {
-        eprintln!("error: server: {e}");
+
+    // Hot reload: poll the project's files; a valid change swaps in, an invalid one is
+    // reported and the running version stays.
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    let mut seen = fingerprint(&args.dir);
+    loop {
+        tokio::select! {
+            _ = &mut signal => break,
+            _ = tokio::time::sleep(Duration::from_millis(500)), if !args.no_watch => {
+                let now = fingerprint(&args.dir);
+                if now != seen {
+                    seen = now;
+                    reload(&rt, &args.dir, &routes, &mut workers).await;
+                }
+            }
+        }
     }
-    let _ = stop_tx.send(true);
-    for w in workers {
-        let _ = w.await;
+    rt.stopping.store(true, Ordering::Relaxed);
+    eprintln!("railyard: stopping: no new requests; finishing what is in flight");
+    let _ = server_stop.send(true);
+    match server.await {
+        Ok(Err(e)) => eprintln!("error: server: {e}"),
+        Err(e) => eprintln!("error: server task: {e}"),
+        Ok(Ok(())) => {}
     }
+    workers.stop_all().await;
+    let _ = purge_stop.send(true);
+    let _ = purger.await;
     eprintln!("railyard: stopped");
     exit::OK
+}
+
+/// Subscribes every topic consumer of `live`, started or not: what is published for a
+/// pipeline that cannot run yet waits durably.
+fn subscribe_all(store: &Store, live: &Live) -> Result<(), String> {
+    for p in live.project.pipelines.values() {
+        if let Some((topic, group)) = consumed_topic(p) {
+            store
+                .subscribe(&topic, &group)
+                .map_err(|e| format!("cannot subscribe `{group}` to `{topic}`: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// What the project's files look like now: paths, sizes and modification times. Editors'
+/// atomic saves and Kubernetes ConfigMap swaps all change it.
+fn fingerprint(dir: &std::path::Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut entries = Vec::new();
+    for sub in ["pipelines", "mappings", "schemas", "plugins", "tables"] {
+        for e in walkdir::WalkDir::new(dir.join(sub))
+            .follow_links(true)
+            .into_iter()
+            .flatten()
+        {
+            if let Ok(m) = e.metadata()
+                && m.is_file()
+            {
+                let mtime = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+                entries.push((e.path().to_path_buf(), m.len(), mtime));
+            }
+        }
+    }
+    entries.sort();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    entries.hash(&mut h);
+    h.finish()
+}
+
+async fn reload(
+    rt: &Arc<Runtime>,
+    dir: &std::path::Path,
+    routes: &railyard_connectors::http::SharedRoutes,
+    workers: &mut Workers,
+) {
+    let dir2 = dir.to_path_buf();
+    let loaded =
+        tokio::task::spawn_blocking(move || open_project(&dir2, true).map(|(_, l)| l)).await;
+    let Ok(Ok(loaded)) = loaded else {
+        tracing::error!(
+            "Reload failed: the project directory cannot be read; the running version stays."
+        );
+        return;
+    };
+    let count = |what: &str| {
+        rt.reload
+            .lock()
+            .ok()
+            .and_then(|r| r.get(what).and_then(Value::as_u64))
+            .unwrap_or(0)
+    };
+    if loaded.has_errors() {
+        let text = Renderer::new(&loaded, dir, false).human(&loaded.diagnostics);
+        tracing::error!(diagnostics = %summary(&loaded.diagnostics), "Reload rejected; the running version stays.\n{text}");
+        rt.metrics.add("_railyard", "reload_failed", 1);
+        let (reloads, failed) = (count("reloads"), count("failed") + 1);
+        if let Ok(mut r) = rt.reload.lock() {
+            *r = json!({ "ok": false, "reloads": reloads, "failed": failed, "diagnostics": text });
+        }
+        return;
+    }
+    let live = Live::new(loaded.project);
+    let new_routes = match live.routes() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "Reload rejected; the running version stays.");
+            return;
+        }
+    };
+    if let Err(e) = subscribe_all(&rt.store, &live) {
+        tracing::error!(error = %e, "Reload rejected; the running version stays.");
+        return;
+    }
+    let live = Arc::new(live);
+    let old = rt.live();
+    let changed: Vec<&String> = live
+        .project
+        .pipelines
+        .values()
+        .filter(|p| {
+            old.project
+                .pipelines
+                .get(&p.name)
+                .is_none_or(|o| o.def.version != p.def.version || o.file != p.file)
+        })
+        .map(|p| &p.name)
+        .collect();
+    tracing::info!(pipelines = live.running.len(), new_or_versioned = ?changed, "Reloaded project.");
+    match rt.live.write() {
+        Ok(mut l) => *l = live.clone(),
+        Err(poisoned) => *poisoned.into_inner() = live.clone(),
+    }
+    match routes.write() {
+        Ok(mut r) => *r = Arc::new(new_routes),
+        Err(poisoned) => *poisoned.into_inner() = Arc::new(new_routes),
+    }
+    workers.reconcile(rt, &live);
+    rt.metrics.add("_railyard", "reload_ok", 1);
+    let (reloads, failed) = (count("reloads") + 1, count("failed"));
+    if let Ok(mut r) = rt.reload.lock() {
+        *r = json!({ "ok": true, "reloads": reloads, "failed": failed });
+    }
+}
+
+/// Starts one background task, given its stop signal.
+type StartWorker =
+    Box<dyn FnOnce(tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()>>;
+
+/// The background tasks of the running configuration, by what they do: a task whose spec
+/// disappears on reload is stopped (it finishes what it holds), a new spec gets a task, an
+/// unchanged one keeps running untouched.
+#[derive(Default)]
+struct Workers {
+    tasks: HashMap<
+        String,
+        (
+            tokio::sync::watch::Sender<bool>,
+            tokio::task::JoinHandle<()>,
+        ),
+    >,
+}
+
+impl Workers {
+    fn reconcile(&mut self, rt: &Arc<Runtime>, live: &Live) {
+        let mut wanted: HashMap<String, StartWorker> = HashMap::new();
+        for p in live.project.pipelines.values() {
+            if !live.running.contains(&p.name) {
+                continue;
+            }
+            let name = p.name.clone();
+            if let Some((topic, group)) = consumed_topic(p) {
+                let rt = rt.clone();
+                let n = name.clone();
+                wanted.insert(
+                    format!("consume {name} {topic} {group}"),
+                    Box::new(move |stop| tokio::spawn(consume(rt, n, topic, group, stop))),
+                );
+            }
+            if let Some(config) = p.def.input.ok().and_then(|i| i.value.schedule.as_ref()) {
+                match railyard_connectors::schedule::Schedule::from_config(&config.value) {
+                    Ok(schedule) => {
+                        let rt = rt.clone();
+                        let n = name.clone();
+                        wanted.insert(
+                            format!("schedule {name} {:?}", config.value),
+                            Box::new(move |stop| tokio::spawn(scheduled(rt, n, schedule, stop))),
+                        );
+                    }
+                    Err(e) => {
+                        tracing::error!(pipeline = %name, error = %e, "Schedule not started.")
+                    }
+                }
+            }
+            if let Some(config) = p.def.input.ok().and_then(|i| i.value.file.as_ref()) {
+                let drop = railyard_connectors::file::FileDrop::new(&config.value, &rt.root);
+                let rt = rt.clone();
+                let n = name.clone();
+                wanted.insert(
+                    format!("file {name} {:?}", config.value),
+                    Box::new(move |stop| tokio::spawn(file_drop(rt, n, drop, stop))),
+                );
+            }
+            // Batches are emitted when their window elapses (checked at the shortest window of
+            // the pipeline), and once more when the task stops.
+            let period = p
+                .steps
+                .iter()
+                .filter_map(|s| match s {
+                    railyard_core::project::Step::Batch { window, .. } => {
+                        Some(window.unwrap_or(Duration::from_secs(1)))
+                    }
+                    _ => None,
+                })
+                .min();
+            if let Some(period) = period {
+                let rt = rt.clone();
+                let n = name.clone();
+                wanted.insert(
+                    format!("batch {name} {period:?}"),
+                    Box::new(move |stop| tokio::spawn(batch_flusher(rt, n, period, stop))),
+                );
+            }
+        }
+        let gone: Vec<String> = self
+            .tasks
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some((stop, _task)) = self.tasks.remove(&key) {
+                // The task sees the signal, finishes what it holds and ends on its own.
+                let _ = stop.send(true);
+                tracing::info!(task = %key, "Stopped a worker no longer in the configuration.");
+            }
+        }
+        for (key, start) in wanted {
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.tasks.entry(key) {
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                slot.insert((tx, start(rx)));
+            }
+        }
+    }
+
+    async fn stop_all(self) {
+        let mut handles = Vec::new();
+        for (_, (stop, task)) in self.tasks {
+            let _ = stop.send(true);
+            handles.push(task);
+        }
+        for h in handles {
+            let _ = h.await;
+        }
+    }
+}
+
+async fn batch_flusher(
+    rt: Arc<Runtime>,
+    pipeline: String,
+    period: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(period) => false,
+            _ = stop.changed() => true,
+        };
+        let (rt2, n2) = (rt.clone(), pipeline.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            let live = rt2.live();
+            if let Some(p) = live.project.pipelines.get(&n2) {
+                rt2.flush_batches(&live.project, p);
+            }
+        })
+        .await;
+        if stopping {
+            return;
+        }
+    }
 }
 
 /// Consumes one topic for one pipeline: lease, process, emit, ack. A delivery whose outputs
@@ -752,7 +999,8 @@ async fn consume(
         let (p2, t2, g2) = (pipeline.clone(), topic.clone(), group.clone());
         let handled = tokio::task::spawn_blocking(move || -> Result<usize, String> {
             let leased = rt2.store.lease(&t2, &g2, 32, LEASE_MS, outputs::now_ms()).map_err(|e| e.to_string())?;
-            let Some(p) = rt2.project.pipelines.get(&p2) else {
+            let live = rt2.live();
+            let Some(p) = live.project.pipelines.get(&p2) else {
                 return Ok(0);
             };
             let n = leased.len();
@@ -778,7 +1026,7 @@ async fn consume(
                 let mut msg = msg;
                 msg.set_meta("attempt", Value::from(delivery.attempt));
                 msg.set_meta("source", Value::String(format!("topic:{t2}")));
-                match rt2.handle(p, Input::Message(msg)) {
+                match rt2.handle(&live.project, p, Input::Message(msg)) {
                     Ok(_) => {
                         let _ = rt2.store.ack(&delivery);
                     }
@@ -853,7 +1101,8 @@ async fn file_drop(
 
 fn drain_files(rt: &Runtime, pipeline: &str, drop: &railyard_connectors::file::FileDrop) {
     use railyard_store::FileProgress;
-    let Some(p) = rt.project.pipelines.get(pipeline) else {
+    let live = rt.live();
+    let Some(p) = live.project.pipelines.get(pipeline) else {
         return;
     };
     for path in drop.poll(std::time::SystemTime::now()) {
@@ -895,6 +1144,7 @@ fn drain_files(rt: &Runtime, pipeline: &str, drop: &railyard_connectors::file::F
                     ..Origin::default()
                 };
                 match rt.handle(
+                    &live.project,
                     p,
                     Input::Payload {
                         body: record.value,
@@ -966,7 +1216,8 @@ async fn scheduled(
         }
         let (rt2, p2, body) = (rt.clone(), pipeline.clone(), schedule.body());
         let result = tokio::task::spawn_blocking(move || {
-            let p = rt2
+            let live = rt2.live();
+            let p = live
                 .project
                 .pipelines
                 .get(&p2)
@@ -975,7 +1226,7 @@ async fn scheduled(
                 source: format!("schedule:{p2}"),
                 ..Origin::default()
             };
-            rt2.handle(p, Input::Payload { body, origin })
+            rt2.handle(&live.project, p, Input::Payload { body, origin })
                 .map_err(|e| e.message)
         })
         .await;

@@ -148,7 +148,8 @@ struct Runtime {
     reload: Mutex<Value>,
     store: Arc<Store>,
     /// Engine state for dedupe (durable, in the store), reservations and batches (in memory).
-    state: Mutex<StoreState>,
+    /// Reservations and batch buffers shared by all messages (see [`MessageState`]).
+    memory: Mutex<railyard_core::engine::MemoryState>,
     metrics: Metrics,
     ids: AtomicU64,
     boot: String,
@@ -257,24 +258,23 @@ impl Runtime {
             ids: &ids,
             now: &now,
         };
-        let mut state = self.state.lock().map_err(|_| outputs::SendError {
-            permanent: false,
-            retry_after: None,
-            message: "engine state poisoned".into(),
-        })?;
+        let mut state = MessageState {
+            store: &self.store,
+            memory: &self.memory,
+            recorded: Vec::new(),
+        };
         let (outcome, id) = match input {
             Input::Payload { body, origin } => {
                 let mut origin = origin;
                 let id = origin.id.get_or_insert_with(|| self.next_id()).clone();
-                (engine.ingest(pipeline, body, origin, &mut *state), id)
+                (engine.ingest(pipeline, body, origin, &mut state), id)
             }
             Input::Message(msg) => {
                 let id = msg.id().to_string();
-                (engine.process(pipeline, msg, &mut *state), id)
+                (engine.process(pipeline, msg, &mut state), id)
             }
         };
-        let recorded = std::mem::take(&mut state.recorded);
-        drop(state);
+        let recorded = state.recorded;
         if let Err(e) = self.emit(project, pipeline, outcome) {
             for (p, key) in &recorded {
                 if let Err(err) = self.store.forget(p, key) {
@@ -351,10 +351,12 @@ impl Runtime {
             ids: &ids,
             now: &now,
         };
-        let outcome = match self.state.lock() {
-            Ok(mut state) => engine.flush(pipeline, &mut *state),
-            Err(_) => return,
+        let mut state = MessageState {
+            store: &self.store,
+            memory: &self.memory,
+            recorded: Vec::new(),
         };
+        let outcome = engine.flush(pipeline, &mut state);
         if outcome.delivered.is_empty() && outcome.failed.is_empty() {
             return;
         }
@@ -410,18 +412,28 @@ enum Input {
     Message(Message),
 }
 
-/// Engine state: dedupe keys in the durable store; reservations and batch buffers in memory
-/// (the durable versions come with the store's inventory and batch tables).
-struct StoreState {
-    store: Arc<Store>,
-    memory: railyard_core::engine::MemoryState,
-    /// Dedupe keys recorded while the current message ran. If its outputs then fail and it
-    /// will be retried, they are forgotten again: otherwise the retry would be dropped as a
-    /// duplicate of itself and the message lost.
+/// Engine state for one message: dedupe keys in the durable store; reservations and batch
+/// buffers in memory, shared by all messages (the durable versions come with the store's
+/// inventory and batch tables). Only those two take the shared lock, so messages run through
+/// their pipelines in parallel.
+struct MessageState<'a> {
+    store: &'a Store,
+    memory: &'a Mutex<railyard_core::engine::MemoryState>,
+    /// Dedupe keys recorded while the message ran. If its outputs then fail and it will be
+    /// retried, they are forgotten again: otherwise the retry would be dropped as a duplicate
+    /// of itself and the message lost.
     recorded: Vec<(String, String)>,
 }
 
-impl State for StoreState {
+impl MessageState<'_> {
+    fn memory(&self) -> std::sync::MutexGuard<'_, railyard_core::engine::MemoryState> {
+        self.memory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl State for MessageState<'_> {
     fn seen(&mut self, pipeline: &str, key: &str, ttl: Duration) -> bool {
         match self
             .store
@@ -447,7 +459,7 @@ impl State for StoreState {
         lines: &[(String, i64)],
         partial: bool,
     ) -> railyard_core::engine::Reservation {
-        self.memory.reserve(location, lines, partial)
+        self.memory().reserve(location, lines, partial)
     }
     fn batch_push(
         &mut self,
@@ -455,10 +467,10 @@ impl State for StoreState {
         message: Message,
         count: Option<u32>,
     ) -> Option<Vec<Message>> {
-        self.memory.batch_push(buffer, message, count)
+        self.memory().batch_push(buffer, message, count)
     }
     fn batch_drain(&mut self, prefix: &str) -> Vec<(String, Vec<Message>)> {
-        self.memory.batch_drain(prefix)
+        self.memory().batch_drain(prefix)
     }
 }
 
@@ -529,7 +541,6 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
     };
     let boot = format!("{:x}", outputs::now_ms());
     let store = Arc::new(store);
-    let state_store = store.clone();
     let http = match reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .build()
@@ -544,11 +555,7 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
         live: std::sync::RwLock::new(Arc::new(live)),
         reload: Mutex::new(json!({ "ok": true, "reloads": 0 })),
         store,
-        state: Mutex::new(StoreState {
-            store: state_store,
-            memory: Default::default(),
-            recorded: Vec::new(),
-        }),
+        memory: Mutex::new(Default::default()),
         metrics: Metrics::default(),
         ids: AtomicU64::new(1),
         boot,

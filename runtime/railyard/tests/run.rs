@@ -64,33 +64,7 @@ impl Drop for Server {
 }
 
 fn start(dir: &Path) -> Server {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_railyard"))
-        .args([
-            "run",
-            dir.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn railyard run");
-    let server = Server { child, port };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && http(port, "GET", "/ready", &[], b"").0 == 200
-        {
-            return server;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "railyard run did not become ready"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    start_with_env(dir, &[])
 }
 
 fn shopify_request() -> (Vec<(String, String)>, Vec<u8>) {
@@ -336,6 +310,7 @@ fn fake_erp(script: Vec<u16>) -> FakeErp {
 fn start_with_env(dir: &Path, env: &[(&str, String)]) -> Server {
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_railyard"));
+    cmd.env_remove("RUST_LOG");
     cmd.args([
         "run",
         dir.to_str().unwrap(),

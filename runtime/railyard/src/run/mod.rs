@@ -1142,6 +1142,11 @@ fn drain_files(rt: &Runtime, pipeline: &str, drop: &railyard_connectors::file::F
         let mut done = progress.handed_off;
         if !progress.complete {
             for record in records.into_iter().skip(progress.handed_off as usize) {
+                // Stopping mid-file is safe: progress is recorded per record, and the file
+                // resumes after the last one handed off.
+                if rt.stopping.load(Ordering::Relaxed) {
+                    return;
+                }
                 let mut headers = serde_json::Map::new();
                 headers.insert("file".into(), Value::String(name.clone()));
                 headers.insert("line".into(), Value::from(record.line));

@@ -700,3 +700,50 @@ fn hot_reload_swaps_valid_changes_and_keeps_serving_through_invalid_ones() {
         1
     );
 }
+
+#[test]
+fn a_file_resumes_after_the_last_record_handed_off_before_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+    std::fs::create_dir_all(dir.join("inbox")).unwrap();
+    std::fs::write(
+        dir.join("pipelines/lines.yaml"),
+        "pipeline: lines\ninput:\n  file: { dir: inbox, format: jsonl }\noutput:\n  file: { path: out.jsonl }\n",
+    )
+    .unwrap();
+    let content = (1..=6)
+        .map(|i| format!("{{\"n\": {i}}}\n"))
+        .collect::<String>();
+    // A previous run handed off the first 4 records, then crashed before moving the file.
+    let store = railyard_store::Store::open(&dir.join("data/railyard.db")).unwrap();
+    let key = railyard_connectors::file::content_key(content.as_bytes());
+    store
+        .set_file_progress(
+            "lines",
+            &key,
+            railyard_store::FileProgress {
+                handed_off: 4,
+                complete: false,
+            },
+            0,
+        )
+        .unwrap();
+    drop(store);
+    std::fs::write(dir.join("inbox/batch.jsonl"), &content).unwrap();
+    // Let the file settle (the connector skips files modified in the last second).
+    std::thread::sleep(Duration::from_millis(1_100));
+    let server = start(dir);
+    let done = dir.join("inbox/done/batch.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done.exists() {
+        assert!(Instant::now() < deadline, "the file never reached done/");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(server);
+    let out = std::fs::read_to_string(dir.join("out.jsonl")).unwrap();
+    assert_eq!(
+        out, "{\"n\":5}\n{\"n\":6}\n",
+        "only the records after the crash point, once each"
+    );
+}

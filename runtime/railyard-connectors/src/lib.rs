@@ -10,6 +10,7 @@
 //! - [`schedule`]: the schedule input — next tick of a fixed interval or a cron expression
 //!   (5 to 7 fields, UTC) and the body to emit.
 
+pub mod amqp;
 pub mod file;
 pub mod http;
 pub mod schedule;

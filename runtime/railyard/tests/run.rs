@@ -747,3 +747,138 @@ fn a_file_resumes_after_the_last_record_handed_off_before_a_crash() {
         "only the records after the crash point, once each"
     );
 }
+
+/// RabbitMQ on this machine, or a skip (a failure when `RAILYARD_REQUIRE_SERVICES=1`).
+fn rabbitmq() -> Option<String> {
+    let url = "amqp://guest:guest@127.0.0.1:5672/%2f".to_string();
+    if TcpStream::connect(("127.0.0.1", 5672)).is_ok() {
+        return Some(url);
+    }
+    if std::env::var("RAILYARD_REQUIRE_SERVICES").as_deref() == Ok("1") {
+        panic!("RabbitMQ is not reachable on 127.0.0.1:5672 and RAILYARD_REQUIRE_SERVICES=1");
+    }
+    eprintln!("skipped: RabbitMQ is not reachable on 127.0.0.1:5672");
+    None
+}
+
+fn queue_depth(url: &str, queue: &str) -> u32 {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let q = ch
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        q.message_count()
+    })
+}
+
+#[test]
+fn messages_cross_rabbitmq_with_confirms_and_acks() {
+    let Some(url) = rabbitmq() else { return };
+    let queue = format!("railyard.test.{}", std::process::id());
+    assert_eq!(queue_depth(&url, &queue), 0, "a fresh queue");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+    std::fs::write(
+        dir.join("pipelines/a.yaml"),
+        format!("pipeline: a\ninput:\n  http: {{ path: /a }}\noutput:\n  amqp: {{ exchange: \"\", routing_key: \"{queue}\" }}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pipelines/b.yaml"),
+        format!("pipeline: b\ninput:\n  amqp: {{ queue: \"{queue}\", prefetch: 8 }}\noutput:\n  file: {{ path: out.jsonl }}\n"),
+    )
+    .unwrap();
+    let server = start(dir);
+    for i in 0..20 {
+        let (status, resp) = http(
+            server.port,
+            "POST",
+            "/a",
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Correlation-Id", "corr-1"),
+            ],
+            format!("{{\"n\": {i}}}").as_bytes(),
+        );
+        assert_eq!(status, 202, "{resp}");
+    }
+    let out = dir.join("out.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = std::fs::read_to_string(&out)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if n >= 20 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {n} of 20 crossed the broker"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop_gracefully(server);
+    let mut got: Vec<i64> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["n"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        (0..20).collect::<Vec<i64>>(),
+        "each message exactly once"
+    );
+    assert_eq!(queue_depth(&url, &queue), 0, "every delivery was acked");
+    delete_queue(&url, &queue);
+}
+
+fn delete_queue(url: &str, queue: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        ch.queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
+            .await
+            .unwrap();
+    });
+}
+
+/// SIGTERM, then wait for the exit: in-flight deliveries finish and are acked.
+fn stop_gracefully(mut server: Server) {
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "railyard run did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -48,9 +48,9 @@ pub struct Args {
 }
 
 /// Input connectors this build can run.
-const RUNNABLE_INPUTS: &[&str] = &["http", "topic", "pipeline", "schedule", "file"];
+const RUNNABLE_INPUTS: &[&str] = &["http", "topic", "pipeline", "schedule", "file", "amqp"];
 /// Output connectors this build can run.
-const RUNNABLE_OUTPUTS: &[&str] = &["topic", "pipeline", "stdout", "file", "http"];
+const RUNNABLE_OUTPUTS: &[&str] = &["topic", "pipeline", "stdout", "file", "http", "amqp"];
 
 /// Why a pipeline is not running, if it isn't.
 fn unsupported(p: &Pipeline) -> Option<String> {
@@ -62,13 +62,6 @@ fn unsupported(p: &Pipeline) -> Option<String> {
     }
     let mut kinds: Vec<&str> = p.outputs.iter().map(|o| o.kind).collect();
     collect_case_outputs(&p.steps, &mut kinds);
-    if let Some(policy) = p.def.on_error.as_ref().and_then(|l| l.ok())
-        && let Some(dl) = &policy.value.dead_letter
-        && let railyard_core::model::OrShort::Full(o) = &dl.value
-        && o.amqp.is_some()
-    {
-        kinds.push("dead-letter output");
-    }
     kinds
         .into_iter()
         .find(|k| !RUNNABLE_OUTPUTS.contains(k))
@@ -157,6 +150,7 @@ struct Runtime {
     http: reqwest::Client,
     handle: tokio::runtime::Handle,
     root: PathBuf,
+    publishers: Mutex<HashMap<String, Arc<railyard_connectors::amqp::Publisher>>>,
 }
 
 /// One version of the running configuration: the project and which pipelines run.
@@ -299,6 +293,7 @@ impl Runtime {
         self.metrics
             .add(&pipeline.name, "failed", outcome.failed.len() as u64);
         let ctx = outputs::OutputCtx {
+            publishers: &self.publishers,
             root: &self.root,
             store: &self.store,
             project,
@@ -563,6 +558,7 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
         http,
         handle: tokio::runtime::Handle::current(),
         root: args.dir.clone(),
+        publishers: Mutex::new(HashMap::new()),
     });
 
     let handoff: Handoff = {
@@ -900,6 +896,31 @@ impl Workers {
                     }
                 }
             }
+            if let Some(config) = p.def.input.ok().and_then(|i| i.value.amqp.as_ref()) {
+                let a = &config.value;
+                let cfg = railyard_connectors::amqp::ConsumerConfig {
+                    url: outputs::amqp_url(a.url.as_ref().map(|u| u.value.as_str())),
+                    queue: a.queue.value.clone(),
+                    declare: a.declare != Some(false),
+                    prefetch: a.prefetch.unwrap_or(64),
+                    bindings: a
+                        .bindings
+                        .iter()
+                        .map(|b| {
+                            (
+                                b.exchange.value.clone(),
+                                b.routing_key.clone().unwrap_or_default(),
+                            )
+                        })
+                        .collect(),
+                };
+                let rt = rt.clone();
+                let n = name.clone();
+                wanted.insert(
+                    format!("amqp {name} {cfg:?}"),
+                    Box::new(move |stop| tokio::spawn(amqp_input(rt, n, cfg, stop))),
+                );
+            }
             if let Some(config) = p.def.input.ok().and_then(|i| i.value.file.as_ref()) {
                 let drop = railyard_connectors::file::FileDrop::new(&config.value, &rt.root);
                 let rt = rt.clone();
@@ -1204,6 +1225,49 @@ fn drain_files(rt: &Runtime, pipeline: &str, drop: &railyard_connectors::file::F
             }
         }
     }
+}
+
+/// Consumes a RabbitMQ queue: each delivery is handed to the pipeline and acked once its
+/// outputs confirmed (or it was dead-lettered); when they fail it goes back to the queue after
+/// a backoff, to be redelivered.
+async fn amqp_input(
+    rt: Arc<Runtime>,
+    pipeline: String,
+    config: railyard_connectors::amqp::ConsumerConfig,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let queue = config.queue.clone();
+    railyard_connectors::amqp::consume(config, stop, move |data, props, attempt| {
+        let (rt, pipeline, queue) = (rt.clone(), pipeline.clone(), queue.clone());
+        async move {
+            let result = tokio::task::spawn_blocking(move || {
+                let live = rt.live();
+                let p = live.project.pipelines.get(&pipeline).ok_or_else(|| (None, "pipeline not loaded".to_string()))?;
+                let body = serde_json::from_slice::<Value>(&data)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&data).into_owned()));
+                let origin = Origin {
+                    id: props.message_id,
+                    correlation_id: props.correlation_id,
+                    source: format!("amqp:{queue}"),
+                    ..Origin::default()
+                };
+                rt.handle(&live.project, p, Input::Payload { body, origin })
+                    .map(|_| ())
+                    .map_err(|e| (Some(backoff(p, attempt, e.retry_after)), e.message))
+            })
+            .await;
+            match result {
+                Ok(Ok(())) => true,
+                Ok(Err((wait, e))) => {
+                    tracing::warn!(error = %e, "Output failed; the delivery goes back to the queue.");
+                    tokio::time::sleep(wait.unwrap_or(Duration::from_secs(1))).await;
+                    false
+                }
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
 }
 
 /// Emits the schedule's body at every tick. A tick whose outputs fail is logged, not queued:

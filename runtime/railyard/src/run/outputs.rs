@@ -48,6 +48,10 @@ impl std::fmt::Display for SendError {
 
 /// What outputs need besides the message.
 pub struct OutputCtx<'a> {
+    /// AMQP publishers by broker URL, opened on first use.
+    pub publishers: &'a std::sync::Mutex<
+        std::collections::HashMap<String, std::sync::Arc<railyard_connectors::amqp::Publisher>>,
+    >,
     /// The project directory: relative file paths are relative to it, not to the process.
     pub root: &'a std::path::Path,
     pub store: &'a Store,
@@ -108,6 +112,39 @@ pub fn send(ctx: &OutputCtx<'_>, o: &OutputDef, msg: &Message) -> Result<(), Sen
         append_line(&path.to_string_lossy(), msg.body()).map_err(SendError::transient)
     } else if let Some(h) = &d.http {
         send_http(ctx, o, &h.value, msg, render)
+    } else if let Some(a) = &d.amqp {
+        let a = &a.value;
+        let routing_key = match &a.routing_key {
+            Some(k) => render(&k.value)?,
+            None => String::new(),
+        };
+        let url = amqp_url(a.url.as_ref().map(|u| u.value.as_str()));
+        let publisher = {
+            let mut map = ctx
+                .publishers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.entry(url.clone())
+                .or_insert_with(|| {
+                    std::sync::Arc::new(railyard_connectors::amqp::Publisher::new(url.clone()))
+                })
+                .clone()
+        };
+        let body =
+            serde_json::to_vec(msg.body()).map_err(|e| SendError::permanent(e.to_string()))?;
+        let props = railyard_connectors::amqp::Props {
+            message_id: Some(msg.id().to_string()),
+            correlation_id: msg.meta_str("correlation_id").map(str::to_string),
+        };
+        ctx.runtime
+            .block_on(publisher.publish(
+                &a.exchange.value,
+                &routing_key,
+                &body,
+                &props,
+                a.persistent != Some(false),
+            ))
+            .map_err(|e| SendError::transient(format!("amqp exchange `{}`: {e}", a.exchange.value)))
     } else {
         Err(SendError::permanent(format!(
             "the `{}` output is not available in this build",
@@ -215,4 +252,12 @@ fn append_line(path: &str, body: &Value) -> Result<(), String> {
     file.write_all(&line)
         .and_then(|()| file.sync_data())
         .map_err(|e| format!("file `{path}`: {e}"))
+}
+
+/// The broker URL: the pipeline's, else `RAILYARD_AMQP_URL`, else the local default.
+pub fn amqp_url(configured: Option<&str>) -> String {
+    configured
+        .map(str::to_string)
+        .or_else(|| std::env::var("RAILYARD_AMQP_URL").ok())
+        .unwrap_or_else(|| railyard_connectors::amqp::DEFAULT_URL.to_string())
 }

@@ -1,0 +1,231 @@
+//! RabbitMQ (AMQP 0.9.1): a publisher that waits for publisher confirms, and a consumer with
+//! manual acks and prefetch. Both reconnect by themselves: a publish on a broken channel fails
+//! (the caller retries; nothing is dropped) and the next one reconnects; the consumer loops
+//! with backoff until the broker is back.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+
+/// The broker URL when neither the pipeline nor `RAILYARD_AMQP_URL` names one.
+pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// Message properties Railyard carries across AMQP hops.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Props {
+    pub message_id: Option<String>,
+    pub correlation_id: Option<String>,
+}
+
+/// Publishes with confirms over one lazily (re)opened channel.
+pub struct Publisher {
+    url: String,
+    channel: tokio::sync::Mutex<Option<(Connection, Channel)>>,
+}
+
+impl Publisher {
+    pub fn new(url: impl Into<String>) -> Publisher {
+        Publisher {
+            url: url.into(),
+            channel: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn open(url: &str) -> Result<(Connection, Channel), String> {
+        let conn = Connection::connect(url, ConnectionProperties::default())
+            .await
+            .map_err(|e| format!("cannot connect to the broker: {e}"))?;
+        let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((conn, channel))
+    }
+
+    /// Publishes `body` and returns once the broker confirmed it (persistent when asked).
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        props: &Props,
+        persistent: bool,
+    ) -> Result<(), String> {
+        let mut guard = self.channel.lock().await;
+        if guard
+            .as_ref()
+            .is_none_or(|(c, ch)| !c.status().connected() || !ch.status().connected())
+        {
+            *guard = Some(Publisher::open(&self.url).await?);
+        }
+        let Some((_, channel)) = guard.as_ref() else {
+            return Err("no channel".to_string());
+        };
+        let mut properties = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(if persistent { 2 } else { 1 });
+        if let Some(id) = &props.message_id {
+            properties = properties.with_message_id(id.as_str().into());
+        }
+        if let Some(id) = &props.correlation_id {
+            properties = properties.with_correlation_id(id.as_str().into());
+        }
+        let result = async {
+            let confirm = channel
+                .basic_publish(
+                    exchange.into(),
+                    routing_key.into(),
+                    BasicPublishOptions::default(),
+                    body,
+                    properties,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            match confirm.await.map_err(|e| e.to_string())? {
+                Confirmation::Ack(_) | Confirmation::NotRequested => Ok(()),
+                Confirmation::Nack(_) => Err("the broker refused the message (nack)".to_string()),
+            }
+        }
+        .await;
+        if result.is_err() {
+            // Reconnect on the next publish.
+            *guard = None;
+        }
+        result
+    }
+}
+
+/// Where and how to consume.
+#[derive(Clone, Debug)]
+pub struct ConsumerConfig {
+    pub url: String,
+    pub queue: String,
+    pub declare: bool,
+    pub prefetch: u16,
+    /// (exchange, routing key) bindings to create when declaring.
+    pub bindings: Vec<(String, String)>,
+}
+
+/// Consumes until `stop` turns true. `handle` decides per delivery: `true` acks it, `false`
+/// returns it to the queue (after `handle` waited whatever backoff it wanted).
+pub async fn consume<F, Fut>(
+    config: ConsumerConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    handle: F,
+) where
+    F: Fn(Vec<u8>, Props, u32) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let mut backoff = Duration::from_millis(500);
+    while !*stop.borrow() {
+        match run_consumer(&config, &mut stop, &handle).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(queue = %config.queue, error = %e, retry_in_ms = backoff.as_millis() as u64, "AMQP consumer lost its broker; reconnecting.");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+async fn run_consumer<F, Fut>(
+    config: &ConsumerConfig,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    handle: &F,
+) -> Result<(), String>
+where
+    F: Fn(Vec<u8>, Props, u32) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let conn = Connection::connect(&config.url, ConnectionProperties::default())
+        .await
+        .map_err(|e| format!("cannot connect to the broker: {e}"))?;
+    let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
+    channel
+        .basic_qos(config.prefetch, BasicQosOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    if config.declare {
+        channel
+            .queue_declare(
+                config.queue.as_str().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        for (exchange, key) in &config.bindings {
+            channel
+                .queue_bind(
+                    config.queue.as_str().into(),
+                    exchange.as_str().into(),
+                    key.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let mut consumer = channel
+        .basic_consume(
+            config.queue.as_str().into(),
+            "railyard".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        let next = tokio::select! {
+            d = consumer.next() => d,
+            _ = stop.changed() => return Ok(()),
+        };
+        let delivery = match next {
+            Some(Ok(d)) => d,
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("the consumer was cancelled".to_string()),
+        };
+        let props = Props {
+            message_id: delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|s| s.to_string()),
+            correlation_id: delivery
+                .properties
+                .correlation_id()
+                .as_ref()
+                .map(|s| s.to_string()),
+        };
+        let attempt = if delivery.redelivered { 2 } else { 1 };
+        if handle(delivery.data.clone(), props, attempt).await {
+            delivery
+                .ack(BasicAckOptions::default())
+                .await
+                .map_err(|e| e.to_string())?;
+        } else {
+            delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+}

@@ -850,6 +850,27 @@ fn messages_cross_rabbitmq_with_confirms_and_acks() {
     delete_queue(&url, &queue);
 }
 
+/// A passive declare: true only if the queue already exists on the broker.
+fn queue_exists(url: &str, queue: &str) -> bool {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        ch.queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .is_ok()
+    })
+}
+
 fn delete_queue(url: &str, queue: &str) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -881,4 +902,112 @@ fn stop_gracefully(mut server: Server) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn start_on(dir: &Path, data: &Path, env: &[(&str, String)]) -> Server {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_railyard"));
+    cmd.env_remove("RUST_LOG")
+        .args([
+            "run",
+            dir.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data",
+            data.to_str().unwrap(),
+            "--no-watch",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let server = Server {
+        child: cmd.spawn().expect("spawn"),
+        port,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(TcpStream::connect(("127.0.0.1", port)).is_ok()
+        && http(port, "GET", "/ready", &[], b"").0 == 200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "railyard run did not become ready"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+#[test]
+fn with_a_broker_two_processes_share_a_topic_as_competing_consumers() {
+    let Some(url) = rabbitmq() else { return };
+    let tag = format!("t{}", std::process::id());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+    std::fs::write(
+        dir.join("pipelines/in.yaml"),
+        format!("pipeline: in\ninput:\n  http: {{ path: /in }}\noutput:\n  topic: work.{tag}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("pipelines/out.yaml"),
+        format!("pipeline: out\ninput:\n  topic: {{ name: work.{tag}, group: {tag} }}\noutput:\n  file: {{ path: out.jsonl }}\n"),
+    )
+    .unwrap();
+    let env = [("RAILYARD_AMQP_URL", url.clone())];
+    let a = start_on(dir, &dir.join("data-a"), &env);
+    let b = start_on(dir, &dir.join("data-b"), &env);
+    for i in 0..40 {
+        let port = if i % 2 == 0 { a.port } else { b.port };
+        let (status, resp) = http(
+            port,
+            "POST",
+            "/in",
+            &[("Content-Type", "application/json")],
+            format!("{{\"n\": {i}}}").as_bytes(),
+        );
+        assert_eq!(status, 202, "{resp}");
+    }
+    let out = dir.join("out.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&out)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+        < 40
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not all messages crossed the broker"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop_gracefully(a);
+    stop_gracefully(b);
+    let mut got: Vec<i64> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["n"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        (0..40).collect::<Vec<i64>>(),
+        "each message exactly once across both processes"
+    );
+    let queue = format!("railyard.{tag}");
+    assert!(
+        queue_exists(&url, &queue),
+        "the group's queue on the broker carried the topic"
+    );
+    assert_eq!(queue_depth(&url, &queue), 0, "every delivery was acked");
+    delete_queue(&url, &queue);
+    // Nothing went through the embedded store.
+    let store = railyard_store::Store::open(&dir.join("data-a/railyard.db")).unwrap();
+    assert_eq!(store.depth(&format!("work.{tag}"), &tag).unwrap(), 0);
 }

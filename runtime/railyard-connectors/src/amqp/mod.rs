@@ -16,6 +16,25 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 /// The broker URL when neither the pipeline nor `RAILYARD_AMQP_URL` names one.
 pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
+/// The durable topic exchange that carries Railyard topics when a broker is configured: the
+/// routing key is the topic name, and each consumer group has its queue `railyard.<group>`.
+pub const TOPICS_EXCHANGE: &str = "railyard.topics";
+
+async fn declare_topics_exchange(channel: &Channel) -> Result<(), String> {
+    channel
+        .exchange_declare(
+            TOPICS_EXCHANGE.into(),
+            lapin::ExchangeKind::Topic,
+            lapin::options::ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Message properties Railyard carries across AMQP hops.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Props {
@@ -26,6 +45,8 @@ pub struct Props {
 /// Publishes with confirms over one lazily (re)opened channel.
 pub struct Publisher {
     url: String,
+    /// Declare [`TOPICS_EXCHANGE`] on every (re)connect.
+    topics: bool,
     channel: tokio::sync::Mutex<Option<(Connection, Channel)>>,
 }
 
@@ -33,11 +54,20 @@ impl Publisher {
     pub fn new(url: impl Into<String>) -> Publisher {
         Publisher {
             url: url.into(),
+            topics: false,
             channel: tokio::sync::Mutex::new(None),
         }
     }
 
-    async fn open(url: &str) -> Result<(Connection, Channel), String> {
+    /// A publisher for Railyard topics: it declares [`TOPICS_EXCHANGE`] when it connects.
+    pub fn for_topics(url: impl Into<String>) -> Publisher {
+        Publisher {
+            topics: true,
+            ..Publisher::new(url)
+        }
+    }
+
+    async fn open(url: &str, topics: bool) -> Result<(Connection, Channel), String> {
         let conn = Connection::connect(url, ConnectionProperties::default())
             .await
             .map_err(|e| format!("cannot connect to the broker: {e}"))?;
@@ -46,6 +76,9 @@ impl Publisher {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(|e| e.to_string())?;
+        if topics {
+            declare_topics_exchange(&channel).await?;
+        }
         Ok((conn, channel))
     }
 
@@ -63,7 +96,7 @@ impl Publisher {
             .as_ref()
             .is_none_or(|(c, ch)| !c.status().connected() || !ch.status().connected())
         {
-            *guard = Some(Publisher::open(&self.url).await?);
+            *guard = Some(Publisher::open(&self.url, self.topics).await?);
         }
         let Some((_, channel)) = guard.as_ref() else {
             return Err("no channel".to_string());
@@ -157,6 +190,9 @@ where
         .await
         .map_err(|e| e.to_string())?;
     if config.declare {
+        if config.bindings.iter().any(|(x, _)| x == TOPICS_EXCHANGE) {
+            declare_topics_exchange(&channel).await?;
+        }
         channel
             .queue_declare(
                 config.queue.as_str().into(),

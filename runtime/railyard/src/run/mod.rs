@@ -151,6 +151,9 @@ struct Runtime {
     handle: tokio::runtime::Handle,
     root: PathBuf,
     publishers: Mutex<HashMap<String, Arc<railyard_connectors::amqp::Publisher>>>,
+    /// `RAILYARD_AMQP_URL`: when set, topics are RabbitMQ exchanges and queues, so several
+    /// `railyard run` processes share them as competing consumers.
+    amqp_topics: Option<String>,
 }
 
 /// One version of the running configuration: the project and which pipelines run.
@@ -293,6 +296,7 @@ impl Runtime {
         self.metrics
             .add(&pipeline.name, "failed", outcome.failed.len() as u64);
         let ctx = outputs::OutputCtx {
+            amqp_topics: self.amqp_topics.as_deref(),
             publishers: &self.publishers,
             root: &self.root,
             store: &self.store,
@@ -523,7 +527,9 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
     for (name, why) in &live.not_started {
         tracing::warn!(pipeline = %name, reason = %why, "Pipeline not started.");
     }
-    if let Err(e) = subscribe_all(&store, &live) {
+    if std::env::var("RAILYARD_AMQP_URL").map_or(true, |u| u.is_empty())
+        && let Err(e) = subscribe_all(&store, &live)
+    {
         eprintln!("error: {e}");
         return exit::USAGE;
     }
@@ -535,6 +541,12 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
         }
     };
     let boot = format!("{:x}", outputs::now_ms());
+    let amqp_topics = std::env::var("RAILYARD_AMQP_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if let Some(url) = &amqp_topics {
+        tracing::info!(broker = %url, "Topics are carried by RabbitMQ.");
+    }
     let store = Arc::new(store);
     let http = match reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
@@ -559,6 +571,7 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
         handle: tokio::runtime::Handle::current(),
         root: args.dir.clone(),
         publishers: Mutex::new(HashMap::new()),
+        amqp_topics,
     });
 
     let handoff: Handoff = {
@@ -812,7 +825,9 @@ async fn reload(
             return;
         }
     };
-    if let Err(e) = subscribe_all(&rt.store, &live) {
+    if rt.amqp_topics.is_none()
+        && let Err(e) = subscribe_all(&rt.store, &live)
+    {
         tracing::error!(error = %e, "Reload rejected; the running version stays.");
         return;
     }
@@ -874,12 +889,34 @@ impl Workers {
             }
             let name = p.name.clone();
             if let Some((topic, group)) = consumed_topic(p) {
-                let rt = rt.clone();
+                let rt2 = rt.clone();
                 let n = name.clone();
-                wanted.insert(
-                    format!("consume {name} {topic} {group}"),
-                    Box::new(move |stop| tokio::spawn(consume(rt, n, topic, group, stop))),
-                );
+                match rt.amqp_topics.clone() {
+                    None => {
+                        wanted.insert(
+                            format!("consume {name} {topic} {group}"),
+                            Box::new(move |stop| tokio::spawn(consume(rt2, n, topic, group, stop))),
+                        );
+                    }
+                    Some(url) => {
+                        let cfg = railyard_connectors::amqp::ConsumerConfig {
+                            url,
+                            queue: format!("railyard.{group}"),
+                            declare: true,
+                            prefetch: 32,
+                            bindings: vec![(
+                                railyard_connectors::amqp::TOPICS_EXCHANGE.to_string(),
+                                topic.clone(),
+                            )],
+                        };
+                        wanted.insert(
+                            format!("amqp-topic {name} {topic} {group}"),
+                            Box::new(move |stop| {
+                                tokio::spawn(amqp_topic_input(rt2, n, topic, group, cfg, stop))
+                            }),
+                        );
+                    }
+                }
             }
             if let Some(config) = p.def.input.ok().and_then(|i| i.value.schedule.as_ref()) {
                 match railyard_connectors::schedule::Schedule::from_config(&config.value) {
@@ -1252,6 +1289,60 @@ async fn amqp_input(
                     ..Origin::default()
                 };
                 rt.handle(&live.project, p, Input::Payload { body, origin })
+                    .map(|_| ())
+                    .map_err(|e| (Some(backoff(p, attempt, e.retry_after)), e.message))
+            })
+            .await;
+            match result {
+                Ok(Ok(())) => true,
+                Ok(Err((wait, e))) => {
+                    tracing::warn!(error = %e, "Output failed; the delivery goes back to the queue.");
+                    tokio::time::sleep(wait.unwrap_or(Duration::from_secs(1))).await;
+                    false
+                }
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+}
+
+/// Consumes a topic carried by RabbitMQ (`RAILYARD_AMQP_URL`): the queue `railyard.<group>`
+/// bound to the topics exchange. Deliveries are envelopes published by `railyard run`; the
+/// message id is derived from the published id and the group, so redeliveries keep it.
+async fn amqp_topic_input(
+    rt: Arc<Runtime>,
+    pipeline: String,
+    topic: String,
+    group: String,
+    config: railyard_connectors::amqp::ConsumerConfig,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    railyard_connectors::amqp::consume(config, stop, move |data, props, attempt| {
+        let (rt, pipeline, topic, group) = (rt.clone(), pipeline.clone(), topic.clone(), group.clone());
+        async move {
+            let result = tokio::task::spawn_blocking(move || {
+                let live = rt.live();
+                let p = live.project.pipelines.get(&pipeline).ok_or_else(|| (None, "pipeline not loaded".to_string()))?;
+                let raw = serde_json::from_slice::<Value>(&data)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&data).into_owned()));
+                let mut msg = match Message::from_envelope(raw.clone()) {
+                    Some(m) => {
+                        let id = format!("{}~{group}", m.id());
+                        m.child(raw.get("body").cloned().unwrap_or(Value::Null), id)
+                    }
+                    None => {
+                        let origin = Origin {
+                            id: props.message_id.map(|id| format!("{id}~{group}")),
+                            correlation_id: props.correlation_id,
+                            ..Origin::default()
+                        };
+                        Message::new(raw, origin, &|| rt.next_id())
+                    }
+                };
+                msg.set_meta("attempt", Value::from(attempt));
+                msg.set_meta("source", Value::String(format!("topic:{topic}")));
+                rt.handle(&live.project, p, Input::Message(msg))
                     .map(|_| ())
                     .map_err(|e| (Some(backoff(p, attempt, e.retry_after)), e.message))
             })

@@ -48,6 +48,8 @@ impl std::fmt::Display for SendError {
 
 /// What outputs need besides the message.
 pub struct OutputCtx<'a> {
+    /// When set, topics are RabbitMQ: published to the topics exchange on this broker.
+    pub amqp_topics: Option<&'a str>,
     /// AMQP publishers by broker URL, opened on first use.
     pub publishers: &'a std::sync::Mutex<
         std::collections::HashMap<String, std::sync::Arc<railyard_connectors::amqp::Publisher>>,
@@ -87,15 +89,9 @@ pub fn send(ctx: &OutputCtx<'_>, o: &OutputDef, msg: &Message) -> Result<(), Sen
             OrShort::Full(f) => f.name.value.clone(),
         };
         let topic = render(&name)?;
-        ctx.store
-            .publish(&topic, msg.envelope())
-            .map(drop)
-            .map_err(|e| SendError::transient(format!("topic `{topic}`: {e}")))
+        publish_topic(ctx, &topic, msg)
     } else if let Some(p) = &d.pipeline {
-        ctx.store
-            .publish(&pipeline_topic(&p.value), msg.envelope())
-            .map(drop)
-            .map_err(|e| SendError::transient(format!("pipeline `{}`: {e}", p.value)))
+        publish_topic(ctx, &pipeline_topic(&p.value), msg)
     } else if let Some(s) = &d.stdout {
         let value = if s.value.with_meta == Some(true) {
             msg.envelope()
@@ -151,6 +147,45 @@ pub fn send(ctx: &OutputCtx<'_>, o: &OutputDef, msg: &Message) -> Result<(), Sen
             o.kind
         )))
     }
+}
+
+/// Publishes the whole envelope (metadata travels) to a topic: the embedded store, or the
+/// broker's topics exchange when one is configured.
+fn publish_topic(ctx: &OutputCtx<'_>, topic: &str, msg: &Message) -> Result<(), SendError> {
+    let Some(url) = ctx.amqp_topics else {
+        return ctx
+            .store
+            .publish(topic, msg.envelope())
+            .map(drop)
+            .map_err(|e| SendError::transient(format!("topic `{topic}`: {e}")));
+    };
+    let key = format!("topics {url}");
+    let publisher = {
+        let mut map = ctx
+            .publishers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(key)
+            .or_insert_with(|| {
+                std::sync::Arc::new(railyard_connectors::amqp::Publisher::for_topics(url))
+            })
+            .clone()
+    };
+    let body =
+        serde_json::to_vec(msg.envelope()).map_err(|e| SendError::permanent(e.to_string()))?;
+    let props = railyard_connectors::amqp::Props {
+        message_id: Some(msg.id().to_string()),
+        correlation_id: msg.meta_str("correlation_id").map(str::to_string),
+    };
+    ctx.runtime
+        .block_on(publisher.publish(
+            railyard_connectors::amqp::TOPICS_EXCHANGE,
+            topic,
+            &body,
+            &props,
+            true,
+        ))
+        .map_err(|e| SendError::transient(format!("topic `{topic}` on the broker: {e}")))
 }
 
 fn send_http(

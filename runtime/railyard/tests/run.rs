@@ -1011,3 +1011,44 @@ fn with_a_broker_two_processes_share_a_topic_as_competing_consumers() {
     let store = railyard_store::Store::open(&dir.join("data-a/railyard.db")).unwrap();
     assert_eq!(store.depth(&format!("work.{tag}"), &tag).unwrap(), 0);
 }
+
+#[test]
+fn ready_is_false_while_a_broker_is_unreachable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+    // Port 1 on localhost: nothing listens, the consumer keeps reconnecting with backoff.
+    std::fs::write(
+        dir.join("pipelines/q.yaml"),
+        "pipeline: q\ninput:\n  amqp: { url: \"amqp://guest:guest@127.0.0.1:1/%2f\", queue: orders }\noutput:\n  stdout: {}\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_railyard"))
+        .args([
+            "run",
+            dir.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let server = Server { child, port };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(TcpStream::connect(("127.0.0.1", port)).is_ok()
+        && http(port, "GET", "/health", &[], b"").0 == 200)
+    {
+        assert!(Instant::now() < deadline, "railyard run did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, body) = http(server.port, "GET", "/ready", &[], b"");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("brokers_down") && body.contains("amqp q"),
+        "{body}"
+    );
+}

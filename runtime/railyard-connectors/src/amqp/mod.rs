@@ -144,6 +144,8 @@ pub struct ConsumerConfig {
     pub prefetch: u16,
     /// (exchange, routing key) bindings to create when declaring.
     pub bindings: Vec<(String, String)>,
+    /// Set while the consumer is connected and consuming; `/ready` reads it.
+    pub connected: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Consumes until `stop` turns true. `handle` decides per delivery: `true` acks it, `false`
@@ -158,7 +160,11 @@ pub async fn consume<F, Fut>(
 {
     let mut backoff = Duration::from_millis(500);
     while !*stop.borrow() {
-        match run_consumer(&config, &mut stop, &handle).await {
+        let result = run_consumer(&config, &mut stop, &handle).await;
+        config
+            .connected
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        match result {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(queue = %config.queue, error = %e, retry_in_ms = backoff.as_millis() as u64, "AMQP consumer lost its broker; reconnecting.");
@@ -226,6 +232,9 @@ where
         )
         .await
         .map_err(|e| e.to_string())?;
+    config
+        .connected
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     loop {
         let next = tokio::select! {
             d = consumer.next() => d,

@@ -154,6 +154,8 @@ struct Runtime {
     /// `RAILYARD_AMQP_URL`: when set, topics are RabbitMQ exchanges and queues, so several
     /// `railyard run` processes share them as competing consumers.
     amqp_topics: Option<String>,
+    /// Connection state of every AMQP consumer, by worker: `/ready` is false while one is down.
+    brokers: Mutex<HashMap<String, Arc<AtomicBool>>>,
 }
 
 /// One version of the running configuration: the project and which pipelines run.
@@ -229,6 +231,29 @@ fn backoff(p: &Pipeline, attempt: u32, retry_after: Option<Duration>) -> Duratio
 }
 
 impl Runtime {
+    /// The connection flag of one AMQP consumer, registered for `/ready`.
+    fn broker_flag(&self, what: &str) -> Arc<AtomicBool> {
+        let mut map = self
+            .brokers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(what.to_string())
+            .or_insert_with(|| Arc::new(AtomicBool::new(false)))
+            .clone()
+    }
+
+    /// AMQP consumers that are not connected right now.
+    fn brokers_down(&self) -> Vec<String> {
+        let map = self
+            .brokers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.iter()
+            .filter(|(_, up)| !up.load(Ordering::Relaxed))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     fn live(&self) -> Arc<Live> {
         match self.live.read() {
             Ok(l) => l.clone(),
@@ -572,6 +597,7 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
         root: args.dir.clone(),
         publishers: Mutex::new(HashMap::new()),
         amqp_topics,
+        brokers: Mutex::new(HashMap::new()),
     });
 
     let handoff: Handoff = {
@@ -644,14 +670,19 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
                 get(move || {
                     let rt = ready_rt.clone();
                     async move {
+                        let down = rt.brokers_down();
                         let ok = !rt.stopping.load(Ordering::Relaxed)
-                            && rt.store.depth("__ready", "__ready").is_ok();
+                            && rt.store.depth("__ready", "__ready").is_ok()
+                            && down.is_empty();
                         let status = if ok {
                             axum::http::StatusCode::OK
                         } else {
                             axum::http::StatusCode::SERVICE_UNAVAILABLE
                         };
-                        (status, axum::Json(json!({ "ready": ok })))
+                        (
+                            status,
+                            axum::Json(json!({ "ready": ok, "brokers_down": down })),
+                        )
                     }
                 }),
             )
@@ -908,6 +939,8 @@ impl Workers {
                                 railyard_connectors::amqp::TOPICS_EXCHANGE.to_string(),
                                 topic.clone(),
                             )],
+                            connected: rt
+                                .broker_flag(&format!("amqp-topic {name} {topic} {group}")),
                         };
                         wanted.insert(
                             format!("amqp-topic {name} {topic} {group}"),
@@ -950,11 +983,12 @@ impl Workers {
                             )
                         })
                         .collect(),
+                    connected: rt.broker_flag(&format!("amqp {name} {a:?}")),
                 };
                 let rt = rt.clone();
                 let n = name.clone();
                 wanted.insert(
-                    format!("amqp {name} {cfg:?}"),
+                    format!("amqp {name} {a:?}"),
                     Box::new(move |stop| tokio::spawn(amqp_input(rt, n, cfg, stop))),
                 );
             }
@@ -988,6 +1022,11 @@ impl Workers {
                 );
             }
         }
+        // Forget the connection state of consumers that are no longer configured.
+        rt.brokers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|k, _| wanted.contains_key(k));
         let gone: Vec<String> = self
             .tasks
             .keys()

@@ -308,17 +308,23 @@ fn fake_erp(script: Vec<u16>) -> FakeErp {
 }
 
 fn start_with_env(dir: &Path, env: &[(&str, String)]) -> Server {
+    launch(dir, &[], env)
+}
+
+/// Starts `railyard run DIR` with extra arguments and environment, and waits until it is ready.
+fn launch(dir: &Path, extra: &[&str], env: &[(&str, String)]) -> Server {
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_railyard"));
-    cmd.env_remove("RUST_LOG");
-    cmd.args([
-        "run",
-        dir.to_str().unwrap(),
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    cmd.env_remove("RUST_LOG")
+        .args([
+            "run",
+            dir.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -905,38 +911,7 @@ fn stop_gracefully(mut server: Server) {
 }
 
 fn start_on(dir: &Path, data: &Path, env: &[(&str, String)]) -> Server {
-    let port = free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_railyard"));
-    cmd.env_remove("RUST_LOG")
-        .args([
-            "run",
-            dir.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data",
-            data.to_str().unwrap(),
-            "--no-watch",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let server = Server {
-        child: cmd.spawn().expect("spawn"),
-        port,
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !(TcpStream::connect(("127.0.0.1", port)).is_ok()
-        && http(port, "GET", "/ready", &[], b"").0 == 200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "railyard run did not become ready"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    server
+    launch(dir, &["--data", data.to_str().unwrap(), "--no-watch"], env)
 }
 
 #[test]

@@ -1109,27 +1109,14 @@ async fn consume(
             };
             let n = leased.len();
             for delivery in leased {
-                let msg = match Message::from_envelope(delivery.message.clone()) {
-                    // The id is derived from the published message and the consumer group, so a
-                    // redelivery carries the same id: peers can use it as an idempotency key.
-                    Some(m) => {
-                        let id = format!("{}~{g2}", m.id());
-                        m.child(delivery.message.get("body").cloned().unwrap_or(Value::Null), id)
-                    }
-                    None => {
-                        // Not an envelope (published by another system): treat as a body.
-                        let ids = || rt2.next_id();
-                        let origin = Origin {
-                            id: Some(format!("{t2}#{}~{g2}", delivery.seq)),
-                            source: format!("topic:{t2}"),
-                            ..Origin::default()
-                        };
-                        Message::new(delivery.message.clone(), origin, &ids)
-                    }
-                };
-                let mut msg = msg;
-                msg.set_meta("attempt", Value::from(delivery.attempt));
-                msg.set_meta("source", Value::String(format!("topic:{t2}")));
+                let msg = topic_message(
+                    &rt2,
+                    delivery.message.clone(),
+                    &t2,
+                    &g2,
+                    format!("{t2}#{}", delivery.seq),
+                    delivery.attempt,
+                );
                 match rt2.handle(&live.project, p, Input::Message(msg)) {
                     Ok(_) => {
                         let _ = rt2.store.ack(&delivery);
@@ -1314,41 +1301,24 @@ async fn amqp_input(
 ) {
     let queue = config.queue.clone();
     railyard_connectors::amqp::consume(config, stop, move |data, props, attempt| {
-        let (rt, pipeline, queue) = (rt.clone(), pipeline.clone(), queue.clone());
-        async move {
-            let result = tokio::task::spawn_blocking(move || {
-                let live = rt.live();
-                let p = live.project.pipelines.get(&pipeline).ok_or_else(|| (None, "pipeline not loaded".to_string()))?;
-                let body = serde_json::from_slice::<Value>(&data)
-                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&data).into_owned()));
-                let origin = Origin {
-                    id: props.message_id,
-                    correlation_id: props.correlation_id,
-                    source: format!("amqp:{queue}"),
-                    ..Origin::default()
-                };
-                rt.handle(&live.project, p, Input::Payload { body, origin })
-                    .map(|_| ())
-                    .map_err(|e| (Some(backoff(p, attempt, e.retry_after)), e.message))
-            })
-            .await;
-            match result {
-                Ok(Ok(())) => true,
-                Ok(Err((wait, e))) => {
-                    tracing::warn!(error = %e, "Output failed; the delivery goes back to the queue.");
-                    tokio::time::sleep(wait.unwrap_or(Duration::from_secs(1))).await;
-                    false
-                }
-                Err(_) => false,
-            }
-        }
+        let queue = queue.clone();
+        amqp_delivery(rt.clone(), pipeline.clone(), attempt, move |_| {
+            let body = serde_json::from_slice::<Value>(&data)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&data).into_owned()));
+            let origin = Origin {
+                id: props.message_id,
+                correlation_id: props.correlation_id,
+                source: format!("amqp:{queue}"),
+                ..Origin::default()
+            };
+            Input::Payload { body, origin }
+        })
     })
     .await;
 }
 
 /// Consumes a topic carried by RabbitMQ (`RAILYARD_AMQP_URL`): the queue `railyard.<group>`
-/// bound to the topics exchange. Deliveries are envelopes published by `railyard run`; the
-/// message id is derived from the published id and the group, so redeliveries keep it.
+/// bound to the topics exchange, holding envelopes published by `railyard run`.
 async fn amqp_topic_input(
     rt: Arc<Runtime>,
     pipeline: String,
@@ -1358,46 +1328,77 @@ async fn amqp_topic_input(
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     railyard_connectors::amqp::consume(config, stop, move |data, props, attempt| {
-        let (rt, pipeline, topic, group) = (rt.clone(), pipeline.clone(), topic.clone(), group.clone());
-        async move {
-            let result = tokio::task::spawn_blocking(move || {
-                let live = rt.live();
-                let p = live.project.pipelines.get(&pipeline).ok_or_else(|| (None, "pipeline not loaded".to_string()))?;
-                let raw = serde_json::from_slice::<Value>(&data)
-                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&data).into_owned()));
-                let mut msg = match Message::from_envelope(raw.clone()) {
-                    Some(m) => {
-                        let id = format!("{}~{group}", m.id());
-                        m.child(raw.get("body").cloned().unwrap_or(Value::Null), id)
-                    }
-                    None => {
-                        let origin = Origin {
-                            id: props.message_id.map(|id| format!("{id}~{group}")),
-                            correlation_id: props.correlation_id,
-                            ..Origin::default()
-                        };
-                        Message::new(raw, origin, &|| rt.next_id())
-                    }
-                };
-                msg.set_meta("attempt", Value::from(attempt));
-                msg.set_meta("source", Value::String(format!("topic:{topic}")));
-                rt.handle(&live.project, p, Input::Message(msg))
-                    .map(|_| ())
-                    .map_err(|e| (Some(backoff(p, attempt, e.retry_after)), e.message))
-            })
-            .await;
-            match result {
-                Ok(Ok(())) => true,
-                Ok(Err((wait, e))) => {
-                    tracing::warn!(error = %e, "Output failed; the delivery goes back to the queue.");
-                    tokio::time::sleep(wait.unwrap_or(Duration::from_secs(1))).await;
-                    false
-                }
-                Err(_) => false,
-            }
-        }
+        let (topic, group) = (topic.clone(), group.clone());
+        amqp_delivery(rt.clone(), pipeline.clone(), attempt, move |rt| {
+            let raw = serde_json::from_slice::<Value>(&data)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&data).into_owned()));
+            let fallback = props.message_id.unwrap_or_else(|| rt.next_id());
+            Input::Message(topic_message(rt, raw, &topic, &group, fallback, attempt))
+        })
     })
     .await;
+}
+
+/// Hands one AMQP delivery to `pipeline`. Returns whether to ack it: after a transient output
+/// failure it waits the pipeline's backoff and returns false, so the broker redelivers it.
+async fn amqp_delivery(
+    rt: Arc<Runtime>,
+    pipeline: String,
+    attempt: u32,
+    input: impl FnOnce(&Runtime) -> Input + Send + 'static,
+) -> bool {
+    let result = tokio::task::spawn_blocking(move || {
+        let live = rt.live();
+        let p = live
+            .project
+            .pipelines
+            .get(&pipeline)
+            .ok_or_else(|| (None, "pipeline not loaded".to_string()))?;
+        let input = input(&rt);
+        rt.handle(&live.project, p, input)
+            .map(|_| ())
+            .map_err(|e| (Some(backoff(p, attempt, e.retry_after)), e.message))
+    })
+    .await;
+    match result {
+        Ok(Ok(())) => true,
+        Ok(Err((wait, e))) => {
+            tracing::warn!(error = %e, "Output failed; the delivery goes back to the queue.");
+            tokio::time::sleep(wait.unwrap_or(Duration::from_secs(1))).await;
+            false
+        }
+        Err(_) => false,
+    }
+}
+
+/// A message consumed from a topic (embedded store or broker). A published envelope becomes
+/// its child, with the id `<published id>~<group>` so a redelivery keeps it (peers can use it
+/// as an idempotency key); anything else (published by another system) is taken as a body
+/// with `fallback_id`.
+fn topic_message(
+    rt: &Runtime,
+    raw: Value,
+    topic: &str,
+    group: &str,
+    fallback_id: String,
+    attempt: u32,
+) -> Message {
+    let mut msg = match Message::from_envelope(raw.clone()) {
+        Some(m) => {
+            let id = format!("{}~{group}", m.id());
+            m.child(raw.get("body").cloned().unwrap_or(Value::Null), id)
+        }
+        None => {
+            let origin = Origin {
+                id: Some(format!("{fallback_id}~{group}")),
+                ..Origin::default()
+            };
+            Message::new(raw, origin, &|| rt.next_id())
+        }
+    };
+    msg.set_meta("attempt", Value::from(attempt));
+    msg.set_meta("source", Value::String(format!("topic:{topic}")));
+    msg
 }
 
 /// Emits the schedule's body at every tick. A tick whose outputs fail is logged, not queued:

@@ -358,6 +358,25 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Like [`Store::nack`], but the attempt does not count: the delivery could not be tried
+    /// at all (its destination, a broker, is down), so an outage never exhausts its retries.
+    pub fn release(&self, delivery: &Leased, retry_at_ms: i64) -> Result<bool, StoreError> {
+        let n = self
+            .conn()
+            .prepare_cached(
+                "UPDATE deliveries
+                 SET available_at = ?4, lease_token = lease_token + 1, attempt = MAX(attempt - 1, 0)
+                 WHERE sub = ?1 AND seq = ?2 AND lease_token = ?3",
+            )?
+            .execute(params![
+                delivery.sub,
+                to_i64(delivery.seq),
+                delivery.lease_token,
+                retry_at_ms
+            ])?;
+        Ok(n == 1)
+    }
+
     /// Deliveries not yet acked for (`topic`, `group`): ready, leased or waiting to retry.
     pub fn depth(&self, topic: &str, group: &str) -> Result<u64, StoreError> {
         let n: i64 = self

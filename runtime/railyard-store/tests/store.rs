@@ -137,6 +137,33 @@ fn a_nack_with_a_future_retry_time_hides_the_message_until_then() {
 }
 
 #[test]
+fn a_released_delivery_comes_back_without_spending_an_attempt() {
+    let (_d, s) = store();
+    s.subscribe("t", "g").unwrap();
+    s.publish("t", &json!(1)).unwrap();
+    // A broker outage: every try is released, none counts.
+    for round in 0..5 {
+        let d = s
+            .lease("t", "g", 1, 60_000, round * 1_000)
+            .unwrap()
+            .remove(0);
+        assert_eq!(d.attempt, 1, "round {round}");
+        assert!(s.release(&d, round * 1_000 + 500).unwrap());
+        assert!(
+            !s.release(&d, 0).unwrap(),
+            "the lease ended with the release"
+        );
+    }
+    // Not before the time it was released until.
+    assert!(s.lease("t", "g", 1, 1_000, 4_499).unwrap().is_empty());
+    let d = s.lease("t", "g", 1, 1_000, 4_500).unwrap().remove(0);
+    assert_eq!(d.attempt, 1);
+    // A real failure still counts.
+    assert!(s.nack(&d, 0).unwrap());
+    assert_eq!(s.lease("t", "g", 1, 1_000, 5_000).unwrap()[0].attempt, 2);
+}
+
+#[test]
 fn topics_fan_out_every_message_once_to_each_group() {
     let (_d, s) = store();
     s.subscribe("t", "a").unwrap();

@@ -83,6 +83,8 @@ impl Publisher {
     }
 
     /// Publishes `body` and returns once the broker confirmed it (persistent when asked).
+    /// Publishes from many tasks share one channel and wait for their confirms concurrently:
+    /// the lock is held only to (re)open the channel.
     pub async fn publish(
         &self,
         exchange: &str,
@@ -90,16 +92,24 @@ impl Publisher {
         body: &[u8],
         props: &Props,
         persistent: bool,
-    ) -> Result<(), String> {
-        let mut guard = self.channel.lock().await;
-        if guard
-            .as_ref()
-            .is_none_or(|(c, ch)| !c.status().connected() || !ch.status().connected())
-        {
-            *guard = Some(Publisher::open(&self.url, self.topics).await?);
-        }
-        let Some((_, channel)) = guard.as_ref() else {
-            return Err("no channel".to_string());
+    ) -> Result<(), PublishError> {
+        let channel = {
+            let mut guard = self.channel.lock().await;
+            if guard
+                .as_ref()
+                .is_none_or(|(c, ch)| !c.status().connected() || !ch.status().connected())
+            {
+                *guard = None;
+                *guard = Some(
+                    Publisher::open(&self.url, self.topics)
+                        .await
+                        .map_err(PublishError::unavailable)?,
+                );
+            }
+            match guard.as_ref() {
+                Some((_, channel)) => channel.clone(),
+                None => return Err(PublishError::unavailable("no channel")),
+            }
         };
         let mut properties = BasicProperties::default()
             .with_content_type("application/json".into())
@@ -110,28 +120,50 @@ impl Publisher {
         if let Some(id) = &props.correlation_id {
             properties = properties.with_correlation_id(id.as_str().into());
         }
-        let result = async {
-            let confirm = channel
-                .basic_publish(
-                    exchange.into(),
-                    routing_key.into(),
-                    BasicPublishOptions::default(),
-                    body,
-                    properties,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            match confirm.await.map_err(|e| e.to_string())? {
-                Confirmation::Ack(_) | Confirmation::NotRequested => Ok(()),
-                Confirmation::Nack(_) => Err("the broker refused the message (nack)".to_string()),
-            }
+        let confirm = channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                body,
+                properties,
+            )
+            .await
+            .map_err(|e| PublishError::unavailable(e.to_string()))?;
+        match confirm
+            .await
+            .map_err(|e| PublishError::unavailable(e.to_string()))?
+        {
+            Confirmation::Ack(_) | Confirmation::NotRequested => Ok(()),
+            Confirmation::Nack(_) => Err(PublishError {
+                unavailable: false,
+                message: "the broker refused the message (nack)".to_string(),
+            }),
         }
-        .await;
-        if result.is_err() {
-            // Reconnect on the next publish.
-            *guard = None;
+    }
+}
+
+/// Why a publish was not confirmed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishError {
+    /// The broker could not be reached or the connection broke before the confirm: the
+    /// message is held and retried until the broker is back. Otherwise the broker refused it.
+    pub unavailable: bool,
+    pub message: String,
+}
+
+impl PublishError {
+    fn unavailable(message: impl Into<String>) -> PublishError {
+        PublishError {
+            unavailable: true,
+            message: message.into(),
         }
-        result
+    }
+}
+
+impl std::fmt::Display for PublishError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 
@@ -235,42 +267,59 @@ where
     config
         .connected
         .store(true, std::sync::atomic::Ordering::Relaxed);
+    // Deliveries are handled concurrently, up to the prefetch, and each is acked (or returned)
+    // as soon as its own handling finished: acks may leave the broker out of order.
+    let limit = usize::from(config.prefetch.max(1));
+    let mut inflight = futures_util::stream::FuturesUnordered::new();
     loop {
-        let next = tokio::select! {
-            d = consumer.next() => d,
-            _ = stop.changed() => return Ok(()),
-        };
-        let delivery = match next {
-            Some(Ok(d)) => d,
-            Some(Err(e)) => return Err(e.to_string()),
-            None => return Err("the consumer was cancelled".to_string()),
-        };
-        let props = Props {
-            message_id: delivery
-                .properties
-                .message_id()
-                .as_ref()
-                .map(|s| s.to_string()),
-            correlation_id: delivery
-                .properties
-                .correlation_id()
-                .as_ref()
-                .map(|s| s.to_string()),
-        };
-        let attempt = if delivery.redelivered { 2 } else { 1 };
-        if handle(delivery.data.clone(), props, attempt).await {
-            delivery
-                .ack(BasicAckOptions::default())
-                .await
-                .map_err(|e| e.to_string())?;
-        } else {
-            delivery
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| e.to_string())?;
+        tokio::select! {
+            next = consumer.next(), if inflight.len() < limit => {
+                let delivery = match next {
+                    Some(Ok(d)) => d,
+                    Some(Err(e)) => return Err(e.to_string()),
+                    None => return Err("the consumer was cancelled".to_string()),
+                };
+                let props = Props {
+                    message_id: delivery.properties.message_id().as_ref().map(|s| s.to_string()),
+                    correlation_id: delivery
+                        .properties
+                        .correlation_id()
+                        .as_ref()
+                        .map(|s| s.to_string()),
+                };
+                let attempt = if delivery.redelivered { 2 } else { 1 };
+                let handled = handle(delivery.data.clone(), props, attempt);
+                inflight.push(async move { (delivery, handled.await) });
+            }
+            Some((delivery, ok)) = inflight.next(), if !inflight.is_empty() => {
+                settle(&delivery, ok).await?;
+            }
+            _ = stop.changed() => {
+                // Shutdown drains: stop taking deliveries, finish and settle the ones in hand;
+                // the prefetched rest goes back to the queue when the channel closes.
+                while let Some((delivery, ok)) = inflight.next().await {
+                    settle(&delivery, ok).await?;
+                }
+                let _ = channel.close(200, "railyard is stopping".into()).await;
+                let _ = conn.close(200, "railyard is stopping".into()).await;
+                return Ok(());
+            }
         }
     }
+}
+
+/// Acks a handled delivery, or returns it to the queue.
+async fn settle(delivery: &lapin::message::Delivery, ok: bool) -> Result<(), String> {
+    if ok {
+        delivery.ack(BasicAckOptions::default()).await
+    } else {
+        delivery
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            })
+            .await
+    }
+    .map(drop)
+    .map_err(|e| e.to_string())
 }

@@ -426,6 +426,7 @@ impl Runtime {
             .map_err(|e| SendError {
                 permanent: false,
                 retry_after: None,
+                held: false,
                 message: format!("dead-letter store: {e}"),
             })
     }
@@ -1120,6 +1121,10 @@ async fn consume(
                 match rt2.handle(&live.project, p, Input::Message(msg)) {
                     Ok(_) => {
                         let _ = rt2.store.ack(&delivery);
+                    }
+                    Err(e) if e.held => {
+                        tracing::warn!(pipeline = %p2, error = %e, "Destination unreachable; the delivery is held until it is back.");
+                        let _ = rt2.store.release(&delivery, outputs::now_ms() + 1_000);
                     }
                     Err(e) if delivery.attempt >= max_attempts(p) => {
                         tracing::warn!(pipeline = %p2, error = %e, attempts = delivery.attempt, "Retries exhausted; dead-lettering.");

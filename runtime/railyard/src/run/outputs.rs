@@ -20,6 +20,9 @@ pub struct SendError {
     pub permanent: bool,
     /// What the peer asked for (`Retry-After`), if anything.
     pub retry_after: Option<Duration>,
+    /// The destination (a broker) is unreachable: the message is held and retried until it is
+    /// back, without spending one of the pipeline's attempts, so an outage never dead-letters.
+    pub held: bool,
     pub message: String,
 }
 
@@ -28,6 +31,7 @@ impl SendError {
         SendError {
             permanent: false,
             retry_after: None,
+            held: false,
             message: message.into(),
         }
     }
@@ -35,6 +39,7 @@ impl SendError {
         SendError {
             permanent: true,
             retry_after: None,
+            held: false,
             message: message.into(),
         }
     }
@@ -115,32 +120,17 @@ pub fn send(ctx: &OutputCtx<'_>, o: &OutputDef, msg: &Message) -> Result<(), Sen
             None => String::new(),
         };
         let url = amqp_url(a.url.as_ref().map(|u| u.value.as_str()));
-        let publisher = {
-            let mut map = ctx
-                .publishers
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            map.entry(url.clone())
-                .or_insert_with(|| {
-                    std::sync::Arc::new(railyard_connectors::amqp::Publisher::new(url.clone()))
-                })
-                .clone()
-        };
         let body =
             serde_json::to_vec(msg.body()).map_err(|e| SendError::permanent(e.to_string()))?;
-        let props = railyard_connectors::amqp::Props {
-            message_id: Some(msg.id().to_string()),
-            correlation_id: msg.meta_str("correlation_id").map(str::to_string),
+        let target = Target {
+            publisher: url.clone(),
+            topics: false,
+            exchange: &a.exchange.value,
+            routing_key: &routing_key,
+            persistent: a.persistent != Some(false),
         };
-        ctx.runtime
-            .block_on(publisher.publish(
-                &a.exchange.value,
-                &routing_key,
-                &body,
-                &props,
-                a.persistent != Some(false),
-            ))
-            .map_err(|e| SendError::transient(format!("amqp exchange `{}`: {e}", a.exchange.value)))
+        amqp_publish(ctx, &target, &body, msg)
+            .map_err(|e| e.context(&format!("amqp exchange `{}`", a.exchange.value)))
     } else {
         Err(SendError::permanent(format!(
             "the `{}` output is not available in this build",
@@ -159,33 +149,83 @@ fn publish_topic(ctx: &OutputCtx<'_>, topic: &str, msg: &Message) -> Result<(), 
             .map(drop)
             .map_err(|e| SendError::transient(format!("topic `{topic}`: {e}")));
     };
-    let key = format!("topics {url}");
+    let body =
+        serde_json::to_vec(msg.envelope()).map_err(|e| SendError::permanent(e.to_string()))?;
+    let target = Target {
+        publisher: url.to_string(),
+        topics: true,
+        exchange: railyard_connectors::amqp::TOPICS_EXCHANGE,
+        routing_key: topic,
+        persistent: true,
+    };
+    amqp_publish(ctx, &target, &body, msg)
+        .map_err(|e| e.context(&format!("topic `{topic}` on the broker")))
+}
+
+/// Where an AMQP publish goes.
+struct Target<'a> {
+    /// Broker URL; one publisher (connection and channel) per URL and kind.
+    publisher: String,
+    /// A topics publisher declares the topics exchange when it connects.
+    topics: bool,
+    exchange: &'a str,
+    routing_key: &'a str,
+    persistent: bool,
+}
+
+/// Publishes with a confirm; the message id and correlation id travel as AMQP properties.
+fn amqp_publish(
+    ctx: &OutputCtx<'_>,
+    target: &Target<'_>,
+    body: &[u8],
+    msg: &Message,
+) -> Result<(), SendError> {
+    use railyard_connectors::amqp::{Props, Publisher};
     let publisher = {
         let mut map = ctx
             .publishers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = format!(
+            "{} {}",
+            if target.topics { "topics" } else { "amqp" },
+            target.publisher
+        );
         map.entry(key)
             .or_insert_with(|| {
-                std::sync::Arc::new(railyard_connectors::amqp::Publisher::for_topics(url))
+                std::sync::Arc::new(if target.topics {
+                    Publisher::for_topics(target.publisher.clone())
+                } else {
+                    Publisher::new(target.publisher.clone())
+                })
             })
             .clone()
     };
-    let body =
-        serde_json::to_vec(msg.envelope()).map_err(|e| SendError::permanent(e.to_string()))?;
-    let props = railyard_connectors::amqp::Props {
+    let props = Props {
         message_id: Some(msg.id().to_string()),
         correlation_id: msg.meta_str("correlation_id").map(str::to_string),
     };
     ctx.runtime
         .block_on(publisher.publish(
-            railyard_connectors::amqp::TOPICS_EXCHANGE,
-            topic,
-            &body,
+            target.exchange,
+            target.routing_key,
+            body,
             &props,
-            true,
+            target.persistent,
         ))
-        .map_err(|e| SendError::transient(format!("topic `{topic}` on the broker: {e}")))
+        .map_err(|e| SendError {
+            held: e.unavailable,
+            ..SendError::transient(e.message)
+        })
+}
+
+impl SendError {
+    fn context(self, what: &str) -> SendError {
+        SendError {
+            message: format!("{what}: {}", self.message),
+            ..self
+        }
+    }
 }
 
 fn send_http(
@@ -268,6 +308,7 @@ fn send_http(
     Err(SendError {
         permanent: !retryable,
         retry_after,
+        held: false,
         message: format!("{url} answered {status}: {snippet}"),
     })
 }

@@ -9,7 +9,7 @@ use std::cell::{Cell, RefCell};
 
 use railyard_core::Diagnostic;
 use railyard_core::engine::{
-    Delivery, Dropped, Engine, MemoryState, Message, Origin, Outcome, StepError,
+    Delivery, Dropped, Engine, MemoryState, Message, Origin, Outcome, State, StepCounts, StepError,
 };
 use railyard_core::model::OrShort;
 use railyard_core::project::{self, LoadOptions, MemFiles, Pipeline, Project};
@@ -1366,4 +1366,137 @@ fn the_correlation_id_comes_from_the_origin_or_the_header_or_is_the_message_id()
         assert_eq!(meta(m, "correlation_id"), want, "case {i} ({pipeline})");
         assert_eq!(meta(m, "causation_id"), &Value::Null, "case {i}");
     }
+}
+
+/// A [`State`] that records the step hooks, around a [`MemoryState`].
+#[derive(Default)]
+struct Recording {
+    inner: MemoryState,
+    calls: Vec<String>,
+}
+
+impl State for Recording {
+    fn seen(&mut self, pipeline: &str, key: &str, ttl: std::time::Duration) -> bool {
+        self.inner.seen(pipeline, key, ttl)
+    }
+    fn reserve(
+        &mut self,
+        location: &str,
+        lines: &[(String, i64)],
+        partial: bool,
+    ) -> railyard_core::engine::Reservation {
+        self.inner.reserve(location, lines, partial)
+    }
+    fn batch_push(
+        &mut self,
+        buffer: &str,
+        message: Message,
+        count: Option<u32>,
+    ) -> Option<Vec<Message>> {
+        self.inner.batch_push(buffer, message, count)
+    }
+    fn batch_drain(&mut self, prefix: &str) -> Vec<(String, Vec<Message>)> {
+        self.inner.batch_drain(prefix)
+    }
+    fn step_started(&mut self, pipeline: &str, step: &str) {
+        self.calls.push(format!("start {pipeline} {step}"));
+    }
+    fn step_finished(&mut self, pipeline: &str, step: &str, c: StepCounts) {
+        self.calls.push(format!(
+            "end {pipeline} {step} in={} out={} failed={} dropped={}",
+            c.input, c.output, c.failed, c.dropped
+        ));
+    }
+}
+
+#[test]
+fn every_step_reports_what_it_did_with_the_messages_that_reached_it() {
+    let rig = Rig::new(&[(
+        "pipelines/lines.yaml",
+        r#"pipeline: lines
+input: { stdin: {} }
+steps:
+  - split: { path: body.lines }
+  - filter: "body.qty > `0`"
+  - switch:
+      cases:
+        - name: big
+          when: "body.qty > `5`"
+          steps:
+            - filter: "body.sku != 'X'"
+          output: { topic: big }
+      default:
+        name: small
+        output: { topic: small }
+output: { topic: unused }
+"#,
+    )]);
+    let mut state = Recording::default();
+    let lines = json!({"lines": [
+        {"sku": "A", "qty": 1}, {"sku": "B", "qty": 0}, {"sku": "X", "qty": 9}, {"sku": "C", "qty": 7}
+    ]});
+    let out = rig
+        .engine()
+        .ingest(rig.pipeline("lines"), lines, origin(), &mut state);
+    assert_eq!(out.delivered.len(), 2, "{}", summary(&out));
+    assert_eq!(
+        state.calls,
+        [
+            "start lines steps[0] split",
+            "end lines steps[0] split in=1 out=4 failed=0 dropped=0",
+            "start lines steps[1] filter",
+            "end lines steps[1] filter in=4 out=3 failed=0 dropped=1",
+            "start lines steps[2] switch",
+            // A case's steps run for each message the case takes: X (dropped), then C.
+            "start lines steps[2] switch case big: steps[0] filter",
+            "end lines steps[2] switch case big: steps[0] filter in=1 out=0 failed=0 dropped=1",
+            "start lines steps[2] switch case big: steps[0] filter",
+            "end lines steps[2] switch case big: steps[0] filter in=1 out=1 failed=0 dropped=0",
+            // Cases with outputs deliver themselves: nothing continues after the switch.
+            "end lines steps[2] switch in=3 out=0 failed=0 dropped=1",
+        ]
+    );
+}
+
+#[test]
+fn the_revision_changes_exactly_when_a_file_the_pipeline_uses_changes() {
+    let pipeline = |name: &str, mapping: &str| {
+        format!(
+            "pipeline: {name}\ninput: {{ stdin: {{}}, schema: shop.order@1 }}\nsteps:\n  - map: {mapping}\noutput: {{ topic: orders }}\n"
+        )
+    };
+    let (a, b) = (pipeline("a", "shop-fields"), pipeline("b", "shop-jmespath"));
+    let revisions = |extra: &[File<'_>]| {
+        let mut all = vec![
+            ("pipelines/a.yaml", a.as_str()),
+            ("pipelines/b.yaml", b.as_str()),
+        ];
+        all.extend_from_slice(extra);
+        let rig = Rig::new(&all);
+        let r = |n: &str| rig.pipeline(n).revision.clone();
+        (r("a"), r("b"))
+    };
+    let (a1, b1) = revisions(&[]);
+    assert_eq!(a1.len(), 12);
+    assert!(a1.chars().all(|c| c.is_ascii_hexdigit()), "{a1}");
+    assert_ne!(a1, b1);
+    // Same files, same revisions.
+    assert_eq!(revisions(&[]), (a1.clone(), b1.clone()));
+    // An edit to the mapping `b` uses (overriding the base file) changes `b` only.
+    let edited = r#"mapping: shop-jmespath
+from: shop.order@1
+to: canonical.order@1
+jmespath: "{order_id: join('', ['shop-', id]), lines: items[].{sku: sku, quantity: qty}}"
+"#;
+    let (a2, b2) = revisions(&[("mappings/shop-jmespath.yaml", edited)]);
+    assert_eq!(a2, a1, "`a` does not use the edited mapping");
+    assert_ne!(b2, b1, "`b` does");
+    // Every message records the revision it ran on.
+    let rig = Rig::new(&[("pipelines/b.yaml", b.as_str())]);
+    let out = rig.send("b", json!({"id": "1", "items": []}));
+    let m = &delivered(&out).message;
+    assert_eq!(
+        meta(m, "pipeline_revision"),
+        rig.pipeline("b").revision.as_str()
+    );
 }

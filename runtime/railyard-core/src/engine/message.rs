@@ -15,6 +15,7 @@ pub const RESERVED_META: &[&str] = &[
     "schema",
     "pipeline",
     "pipeline_version",
+    "pipeline_revision",
     "attempt",
     "received_at",
     "headers",
@@ -57,6 +58,7 @@ impl Message {
         meta.insert("schema".into(), Value::Null);
         meta.insert("pipeline".into(), Value::Null);
         meta.insert("pipeline_version".into(), Value::Null);
+        meta.insert("pipeline_revision".into(), Value::Null);
         meta.insert("attempt".into(), Value::from(1));
         meta.insert("received_at".into(), Value::String(origin.received_at));
         meta.insert("headers".into(), Value::Object(origin.headers));

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 pub use self::message::{Message, Origin, RESERVED_META};
-pub use self::state::{MemoryState, Reservation, State, as_qty};
+pub use self::state::{MemoryState, Reservation, State, StepCounts, as_qty};
 use crate::expr::JmesPath;
 use crate::model::pipeline::{OnShort, SwitchMode};
 use crate::project::{OutputDef, Pipeline, Project, Step, SwitchCaseDef};
@@ -161,6 +161,10 @@ impl<'p> Engine<'p> {
             let mut out = Outcome::default();
             msg.set_meta("pipeline", Value::String(pipeline.name.clone()));
             msg.set_meta("pipeline_version", Value::from(pipeline.version));
+            msg.set_meta(
+                "pipeline_revision",
+                Value::String(pipeline.revision.clone()),
+            );
             if let Some(key) = &pipeline.dedupe_key {
                 let mut view = Map::new();
                 view.insert(
@@ -337,9 +341,18 @@ impl<'p> Engine<'p> {
             }
             let name = format!("{prefix}steps[{}] {}", first + i, step_kind(step));
             let mut next = Vec::with_capacity(flights.len());
+            let (input, failed, dropped) = (flights.len(), out.failed.len(), out.dropped.len());
+            state.step_started(&pipeline.name, &name);
             for f in flights {
                 self.run_step(pipeline, step, &name, f, &mut next, out, state);
             }
+            let counts = StepCounts {
+                input,
+                output: next.len(),
+                failed: out.failed.len().saturating_sub(failed),
+                dropped: out.dropped.len().saturating_sub(dropped),
+            };
+            state.step_finished(&pipeline.name, &name, counts);
             flights = next;
         }
         flights

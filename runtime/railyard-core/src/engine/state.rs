@@ -33,6 +33,24 @@ pub trait State {
     ) -> Option<Vec<Message>>;
     /// Removes and returns every buffered batch (time window elapsed, or end of input).
     fn batch_drain(&mut self, buffer_prefix: &str) -> Vec<(String, Vec<Message>)>;
+    /// Called before step `step` (named as in failure reports, e.g. `steps[1] map`) of
+    /// `pipeline` runs. The core has no clock: the runtime times steps for its metrics here.
+    fn step_started(&mut self, _pipeline: &str, _step: &str) {}
+    /// Called after the step ran over every message that reached it.
+    fn step_finished(&mut self, _pipeline: &str, _step: &str, _counts: StepCounts) {}
+}
+
+/// What one step did with the messages that reached it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StepCounts {
+    /// Messages that entered the step.
+    pub input: usize,
+    /// Messages that left it for the next step (a split or batch changes the count).
+    pub output: usize,
+    /// Messages that failed in it (dead-lettered).
+    pub failed: usize,
+    /// Messages it dropped on purpose (filter, dedupe).
+    pub dropped: usize,
 }
 
 /// In-memory state. Stock levels default to "unlimited" unless set with [`MemoryState::stock`].

@@ -29,6 +29,10 @@ pub struct Pipeline {
     /// Files this pipeline depends on besides its own: mapping, schema, plugin and script
     /// files. A change to one of them rebuilds this pipeline on reload.
     pub depends_on: BTreeSet<String>,
+    /// Content hash (12 hex digits) of the pipeline file, every file it depends on and the
+    /// reference tables: it changes exactly when what the pipeline does may have changed, even
+    /// if `version` was not bumped. Every message records it next to `pipeline_version`.
+    pub revision: String,
 }
 
 /// A compiled step.
@@ -487,6 +491,7 @@ fn check_pipeline(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, def: &PipelineFile) -> 
         steps,
         outputs,
         depends_on: std::mem::take(&mut ctx.depends_on),
+        revision: String::new(),
     })
 }
 

@@ -163,6 +163,9 @@ pub fn load(files: &dyn ProjectFiles, options: &LoadOptions<'_>) -> Loaded {
     pipelines.retain(|_, p| {
         !bad.contains(p.file.as_str()) && !p.depends_on.iter().any(|f| bad.contains(f.as_str()))
     });
+    for p in pipelines.values_mut() {
+        p.revision = revision(&l.sources, p);
+    }
     Loaded {
         project: Project {
             sources: l.sources,
@@ -175,6 +178,26 @@ pub fn load(files: &dyn ProjectFiles, options: &LoadOptions<'_>) -> Loaded {
         },
         diagnostics,
     }
+}
+
+/// The content hash of what `p` runs: its file, the files it depends on, and the tables.
+fn revision(sources: &BTreeMap<String, SourceText>, p: &Pipeline) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let tables = sources.keys().filter(|k| k.starts_with("tables/"));
+    let files = std::iter::once(&p.file).chain(&p.depends_on).chain(tables);
+    for path in files {
+        h.update(path.as_bytes());
+        h.update([0]);
+        if let Some(src) = sources.get(path) {
+            h.update(src.text.as_bytes());
+        }
+        h.update([0]);
+    }
+    h.finalize()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Orders diagnostics by file and position, errors before warnings at the same place, and

@@ -10,6 +10,7 @@
 //! (topic rows committed, files fsynced) or the message was durably dead-lettered. A topic
 //! delivery is acked under the same rule; until then its lease expires and it is redelivered.
 
+mod metrics;
 mod outputs;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -17,7 +18,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::routing::get;
 use railyard_connectors::http::{Handoff, Inbound, Unavailable};
@@ -98,40 +99,6 @@ fn consumed_topic(p: &Pipeline) -> Option<(String, String)> {
         .map(|_| (outputs::pipeline_topic(&p.name), p.name.clone()))
 }
 
-/// Per-pipeline counters for `/metrics`.
-#[derive(Default)]
-pub struct Metrics {
-    counters: Mutex<BTreeMap<(String, &'static str), Arc<AtomicU64>>>,
-}
-
-impl Metrics {
-    pub fn add(&self, pipeline: &str, what: &'static str, n: u64) {
-        if n == 0 {
-            return;
-        }
-        let c = match self.counters.lock() {
-            Ok(mut map) => map.entry((pipeline.to_string(), what)).or_default().clone(),
-            Err(_) => return,
-        };
-        c.fetch_add(n, Ordering::Relaxed);
-    }
-
-    fn render(&self) -> String {
-        let mut s = String::from(
-            "# HELP railyard_messages_total Messages per pipeline by outcome.\n# TYPE railyard_messages_total counter\n",
-        );
-        if let Ok(map) = self.counters.lock() {
-            for ((p, what), c) in map.iter() {
-                s.push_str(&format!(
-                    "railyard_messages_total{{pipeline=\"{p}\",outcome=\"{what}\"}} {}\n",
-                    c.load(Ordering::Relaxed)
-                ));
-            }
-        }
-        s
-    }
-}
-
 /// Everything the request handlers and workers share.
 struct Runtime {
     /// The configuration in force. A reload swaps it; a message takes a snapshot when it
@@ -143,7 +110,8 @@ struct Runtime {
     /// Engine state for dedupe (durable, in the store), reservations and batches (in memory).
     /// Reservations and batch buffers shared by all messages (see [`MessageState`]).
     memory: Mutex<railyard_core::engine::MemoryState>,
-    metrics: Metrics,
+    /// Renders `/metrics`; `None` when another recorder was installed first.
+    prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ids: AtomicU64,
     boot: String,
     stopping: AtomicBool,
@@ -284,7 +252,10 @@ impl Runtime {
             store: &self.store,
             memory: &self.memory,
             recorded: Vec::new(),
+            steps: Vec::new(),
         };
+        let started = Instant::now();
+        metrics::messages(&pipeline.name, "in", 1);
         let (outcome, id) = match input {
             Input::Payload { body, origin } => {
                 let mut origin = origin;
@@ -297,7 +268,9 @@ impl Runtime {
             }
         };
         let recorded = state.recorded;
-        if let Err(e) = self.emit(project, pipeline, outcome) {
+        let emitted = self.emit(project, pipeline, outcome);
+        metrics::message_duration(&pipeline.name, started.elapsed());
+        if let Err(e) = emitted {
             for (p, key) in &recorded {
                 if let Err(err) = self.store.forget(p, key) {
                     tracing::error!(pipeline = %p, error = %err, "Could not forget a dedupe key; a retry may be dropped.");
@@ -314,12 +287,9 @@ impl Runtime {
         pipeline: &Pipeline,
         outcome: Outcome<'_>,
     ) -> Result<(), SendError> {
-        self.metrics
-            .add(&pipeline.name, "delivered", outcome.delivered.len() as u64);
-        self.metrics
-            .add(&pipeline.name, "dropped", outcome.dropped.len() as u64);
-        self.metrics
-            .add(&pipeline.name, "failed", outcome.failed.len() as u64);
+        metrics::messages(&pipeline.name, "delivered", outcome.delivered.len() as u64);
+        metrics::messages(&pipeline.name, "dropped", outcome.dropped.len() as u64);
+        metrics::messages(&pipeline.name, "failed", outcome.failed.len() as u64);
         let ctx = outputs::OutputCtx {
             amqp_topics: self.amqp_topics.as_deref(),
             publishers: &self.publishers,
@@ -330,8 +300,18 @@ impl Runtime {
             runtime: &self.handle,
         };
         for d in &outcome.delivered {
-            for o in d.outputs {
-                match outputs::send(&ctx, o, &d.message) {
+            for (i, o) in d.outputs.iter().enumerate() {
+                let started = Instant::now();
+                let sent = outputs::send(&ctx, o, &d.message);
+                let result = match &sent {
+                    Ok(()) => metrics::Sent::Ok,
+                    Err(e) if e.permanent => metrics::Sent::Rejected,
+                    Err(e) if e.held => metrics::Sent::Held,
+                    Err(_) => metrics::Sent::Retry,
+                };
+                let label = format!("outputs[{i}] {}", o.kind);
+                metrics::output(&pipeline.name, &label, result, started.elapsed());
+                match sent {
                     Ok(()) => {}
                     Err(e) if e.permanent => {
                         let error = json!({ "code": "output-error", "step": format!("output {}", o.kind), "message": e.message });
@@ -379,6 +359,7 @@ impl Runtime {
             store: &self.store,
             memory: &self.memory,
             recorded: Vec::new(),
+            steps: Vec::new(),
         };
         let outcome = engine.flush(pipeline, &mut state);
         if outcome.delivered.is_empty() && outcome.failed.is_empty() {
@@ -407,7 +388,7 @@ impl Runtime {
         step: &str,
         error: Value,
     ) -> Result<(), SendError> {
-        self.metrics.add(&pipeline.name, "dead_lettered", 1);
+        metrics::messages(&pipeline.name, "dead_lettered", 1);
         self.store
             .dead_letter(&DeadLetter {
                 pipeline: pipeline.name.clone(),
@@ -448,6 +429,9 @@ struct MessageState<'a> {
     /// retried, they are forgotten again: otherwise the retry would be dropped as a duplicate
     /// of itself and the message lost.
     recorded: Vec<(String, String)>,
+    /// When each step under way started (a switch's case steps nest inside it), for the
+    /// latency histograms.
+    steps: Vec<Instant>,
 }
 
 impl MessageState<'_> {
@@ -496,6 +480,18 @@ impl State for MessageState<'_> {
     }
     fn batch_drain(&mut self, prefix: &str) -> Vec<(String, Vec<Message>)> {
         self.memory().batch_drain(prefix)
+    }
+    fn step_started(&mut self, _pipeline: &str, _step: &str) {
+        self.steps.push(Instant::now());
+    }
+    fn step_finished(
+        &mut self,
+        pipeline: &str,
+        step: &str,
+        counts: railyard_core::engine::StepCounts,
+    ) {
+        let took = self.steps.pop().map(|t| t.elapsed()).unwrap_or_default();
+        metrics::step(pipeline, step, counts, took);
     }
 }
 
@@ -584,12 +580,21 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
             return exit::USAGE;
         }
     };
+    let prometheus = metrics::install()
+        .map_err(
+            |e| tracing::warn!(error = %e, "Metrics recorder not installed; /metrics is empty."),
+        )
+        .ok();
+    metrics::reload(true);
+    for p in live.project.pipelines.values() {
+        metrics::pipeline_version(&p.name, p.version);
+    }
     let rt = Arc::new(Runtime {
         live: std::sync::RwLock::new(Arc::new(live)),
         reload: Mutex::new(json!({ "ok": true, "reloads": 0 })),
         store,
         memory: Mutex::new(Default::default()),
-        metrics: Metrics::default(),
+        prometheus,
         ids: AtomicU64::new(1),
         boot,
         stopping: AtomicBool::new(false),
@@ -657,9 +662,21 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
                     async move {
                         let live = rt.live();
                         let reload = rt.reload.lock().map(|r| r.clone()).unwrap_or(Value::Null);
+                        let pipelines: serde_json::Map<String, Value> = live
+                            .project
+                            .pipelines
+                            .values()
+                            .map(|p| {
+                                (
+                                    p.name.clone(),
+                                    json!({ "version": p.version, "revision": p.revision }),
+                                )
+                            })
+                            .collect();
                         axum::Json(json!({
                             "status": "ok",
                             "running": live.running,
+                            "pipelines": pipelines,
                             "not_started": live.not_started,
                             "reload": reload,
                         }))
@@ -691,7 +708,17 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
                 "/metrics",
                 get(move || {
                     let rt = metrics_rt.clone();
-                    async move { rt.metrics.render() }
+                    async move {
+                        if let Ok(brokers) = rt.brokers.lock() {
+                            for (worker, up) in brokers.iter() {
+                                metrics::broker(worker, up.load(Ordering::Relaxed));
+                            }
+                        }
+                        rt.prometheus
+                            .as_ref()
+                            .map(|h| h.render())
+                            .unwrap_or_default()
+                    }
                 }),
             )
     };
@@ -842,7 +869,7 @@ async fn reload(
     if loaded.has_errors() {
         let text = Renderer::new(&loaded, dir, false).human(&loaded.diagnostics);
         tracing::error!(diagnostics = %summary(&loaded.diagnostics), "Reload rejected; the running version stays.\n{text}");
-        rt.metrics.add("_railyard", "reload_failed", 1);
+        metrics::reload(false);
         let (reloads, failed) = (count("reloads"), count("failed") + 1);
         if let Ok(mut r) = rt.reload.lock() {
             *r = json!({ "ok": false, "reloads": reloads, "failed": failed, "diagnostics": text });
@@ -873,11 +900,18 @@ async fn reload(
             old.project
                 .pipelines
                 .get(&p.name)
-                .is_none_or(|o| o.def.version != p.def.version || o.file != p.file)
+                .is_none_or(|o| o.revision != p.revision || o.file != p.file)
         })
         .map(|p| &p.name)
         .collect();
-    tracing::info!(pipelines = live.running.len(), new_or_versioned = ?changed, "Reloaded project.");
+    // Unchanged pipelines keep their workers; messages in flight finish on the snapshot they
+    // started with, whatever changed.
+    tracing::info!(pipelines = live.running.len(), rebuilt = ?changed, "Reloaded project.");
+    for name in &changed {
+        if let Some(p) = live.project.pipelines.get(*name) {
+            metrics::pipeline_version(&p.name, p.version);
+        }
+    }
     match rt.live.write() {
         Ok(mut l) => *l = live.clone(),
         Err(poisoned) => *poisoned.into_inner() = live.clone(),
@@ -887,10 +921,10 @@ async fn reload(
         Err(poisoned) => *poisoned.into_inner() = Arc::new(new_routes),
     }
     workers.reconcile(rt, &live);
-    rt.metrics.add("_railyard", "reload_ok", 1);
+    metrics::reload(true);
     let (reloads, failed) = (count("reloads") + 1, count("failed"));
     if let Ok(mut r) = rt.reload.lock() {
-        *r = json!({ "ok": true, "reloads": reloads, "failed": failed });
+        *r = json!({ "ok": true, "reloads": reloads, "failed": failed, "rebuilt": changed });
     }
 }
 

@@ -1,0 +1,127 @@
+//! Prometheus metrics for `railyard run`, recorded through the `metrics` facade and rendered
+//! by `metrics-exporter-prometheus` on the admin server's `/metrics` (no listener of its own).
+//!
+//! Every name lives here, so the set an operator scrapes is one page of code:
+//!
+//! | metric | labels | what |
+//! |---|---|---|
+//! | `railyard_messages_total` | pipeline, outcome | `in`, `delivered`, `dropped`, `failed`, `dead_lettered`, `retried`, `held` |
+//! | `railyard_message_duration_seconds` | pipeline | one message: steps and every output confirmed |
+//! | `railyard_step_messages_total` | pipeline, step, outcome | `in`, `out`, `failed`, `dropped` per step |
+//! | `railyard_step_duration_seconds` | pipeline, step | one step over the messages that reached it |
+//! | `railyard_output_total` | pipeline, output, result | `ok`, `retry`, `held`, `rejected` |
+//! | `railyard_output_duration_seconds` | pipeline, output | one send, until confirmed or failed |
+//! | `railyard_reloads_total` | outcome | `ok`, `failed` |
+//! | `railyard_config_valid` | | 1 when the last change compiled, 0 while an invalid one is refused |
+//! | `railyard_pipeline_version` | pipeline | the version new messages take |
+//! | `railyard_broker_connected` | worker | 1 while that AMQP consumer is connected |
+
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use railyard_core::engine::StepCounts;
+
+/// Latency buckets, in seconds: sub-millisecond steps up to a slow ERP.
+const BUCKETS: &[f64] = &[
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
+];
+
+/// Installs the process-wide recorder. Histograms ending in `_seconds` get [`BUCKETS`].
+pub fn install() -> Result<PrometheusHandle, String> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), BUCKETS)
+        .map_err(|e| e.to_string())?
+        .install_recorder()
+        .map_err(|e| e.to_string())
+}
+
+pub fn messages(pipeline: &str, outcome: &'static str, n: u64) {
+    if n > 0 {
+        counter!("railyard_messages_total", "pipeline" => pipeline.to_string(), "outcome" => outcome)
+            .increment(n);
+    }
+}
+
+pub fn message_duration(pipeline: &str, took: Duration) {
+    histogram!("railyard_message_duration_seconds", "pipeline" => pipeline.to_string())
+        .record(took);
+}
+
+pub fn step(pipeline: &str, step: &str, counts: StepCounts, took: Duration) {
+    let labels = |outcome: &'static str| {
+        [
+            ("pipeline", pipeline.to_string()),
+            ("step", step.to_string()),
+            ("outcome", outcome.to_string()),
+        ]
+    };
+    for (outcome, n) in [
+        ("in", counts.input),
+        ("out", counts.output),
+        ("failed", counts.failed),
+        ("dropped", counts.dropped),
+    ] {
+        if n > 0 {
+            counter!("railyard_step_messages_total", &labels(outcome)).increment(n as u64);
+        }
+    }
+    histogram!(
+        "railyard_step_duration_seconds",
+        "pipeline" => pipeline.to_string(),
+        "step" => step.to_string()
+    )
+    .record(took);
+}
+
+/// How one output send ended.
+#[derive(Clone, Copy, Debug)]
+pub enum Sent {
+    Ok,
+    /// Transient: the message is retried.
+    Retry,
+    /// The destination is unreachable: the message is held.
+    Held,
+    /// Permanent: the message is dead-lettered.
+    Rejected,
+}
+
+pub fn output(pipeline: &str, output: &str, result: Sent, took: Duration) {
+    let result = match result {
+        Sent::Ok => "ok",
+        Sent::Retry => "retry",
+        Sent::Held => "held",
+        Sent::Rejected => "rejected",
+    };
+    counter!(
+        "railyard_output_total",
+        "pipeline" => pipeline.to_string(),
+        "output" => output.to_string(),
+        "result" => result
+    )
+    .increment(1);
+    histogram!(
+        "railyard_output_duration_seconds",
+        "pipeline" => pipeline.to_string(),
+        "output" => output.to_string()
+    )
+    .record(took);
+}
+
+pub fn reload(ok: bool) {
+    counter!("railyard_reloads_total", "outcome" => if ok { "ok" } else { "failed" }).increment(1);
+    gauge!("railyard_config_valid").set(if ok { 1.0 } else { 0.0 });
+}
+
+pub fn pipeline_version(pipeline: &str, version: u32) {
+    gauge!("railyard_pipeline_version", "pipeline" => pipeline.to_string()).set(f64::from(version));
+}
+
+pub fn broker(worker: &str, connected: bool) {
+    gauge!("railyard_broker_connected", "worker" => worker.to_string()).set(if connected {
+        1.0
+    } else {
+        0.0
+    });
+}

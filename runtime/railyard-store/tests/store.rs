@@ -473,3 +473,83 @@ fn the_in_memory_store_behaves_like_the_file_store() {
     assert!(!s.seen("p", "k", 1_000, 0).unwrap());
     assert!(s.seen("p", "k", 1_000, 1).unwrap());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Batch buffers.
+
+#[test]
+fn a_buffer_hands_out_a_batch_when_full_and_keeps_it_until_committed() {
+    let (_d, s) = store();
+    let add = |id: &str, take| s.batch_add("p/steps[0]", id, &json!({"id": id}), take, 0, 60_000);
+    assert_eq!(add("a", Some(3)).unwrap(), None);
+    assert_eq!(add("b", Some(3)).unwrap(), None);
+    // A retried message is buffered once.
+    assert_eq!(add("b", Some(3)).unwrap(), None);
+    let full = add("c", Some(3)).unwrap().expect("three are waiting");
+    assert_eq!(full.buffer, "p/steps[0]");
+    assert_eq!(
+        full.messages,
+        [json!({"id": "a"}), json!({"id": "b"}), json!({"id": "c"})]
+    );
+    // Claimed, not gone: a crash now leaves them in the store.
+    assert_eq!(s.batch_depth("p/steps[0]").unwrap(), 3);
+    assert_eq!(
+        add("d", Some(3)).unwrap(),
+        None,
+        "claimed ones do not count again"
+    );
+    assert!(s.batch_commit(full.token).unwrap());
+    assert!(!s.batch_commit(full.token).unwrap(), "once");
+    assert_eq!(s.batch_depth("p/steps[0]").unwrap(), 1);
+}
+
+#[test]
+fn a_released_batch_is_handed_out_again_and_an_expired_claim_is_taken_over() {
+    let (_d, s) = store();
+    for id in ["a", "b"] {
+        s.batch_add("p/steps[1]", id, &json!(id), None, 0, 1_000)
+            .unwrap();
+    }
+    s.batch_add("other/steps[0]", "x", &json!("x"), None, 0, 1_000)
+        .unwrap();
+    let first = s.batch_claim_all("p/", 0, 1_000).unwrap();
+    assert_eq!(first.len(), 1, "only buffers of `p/`");
+    assert_eq!(first[0].messages, [json!("a"), json!("b")]);
+    assert!(
+        s.batch_claim_all("p/", 500, 1_000).unwrap().is_empty(),
+        "claimed"
+    );
+    // The outputs failed: the batch waits again, complete.
+    assert!(s.batch_release(first[0].token).unwrap());
+    let second = s.batch_claim_all("p/", 600, 1_000).unwrap();
+    assert_eq!(second[0].messages, [json!("a"), json!("b")]);
+    // Its holder died: after the claim expired another takes it; the dead holder's commit is void.
+    let third = s.batch_claim_all("p/", 1_600, 1_000).unwrap();
+    assert_eq!(third[0].messages, [json!("a"), json!("b")]);
+    assert!(!s.batch_commit(second[0].token).unwrap());
+    assert_eq!(s.batch_depth("p/steps[1]").unwrap(), 2);
+    assert!(s.batch_commit(third[0].token).unwrap());
+    assert_eq!(s.batch_depth("p/steps[1]").unwrap(), 0);
+    assert_eq!(s.batch_depth("other/steps[0]").unwrap(), 1);
+}
+
+#[test]
+fn buffered_messages_survive_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    {
+        let s = Store::open(&path).unwrap();
+        s.batch_add("p/steps[0]", "a", &json!(1), Some(5), 0, 60_000)
+            .unwrap();
+        let claimed = s.batch_claim_all("p/", 0, 60_000).unwrap();
+        assert_eq!(claimed.len(), 1);
+        // Dropped without commit or release: a crash mid-emit.
+    }
+    let s = Store::open(&path).unwrap();
+    assert!(
+        s.batch_claim_all("p/", 1_000, 60_000).unwrap().is_empty(),
+        "still claimed"
+    );
+    let again = s.batch_claim_all("p/", 61_000, 60_000).unwrap();
+    assert_eq!(again[0].messages, [json!(1)]);
+}

@@ -107,8 +107,8 @@ struct Runtime {
     /// The last reload's outcome, for `/health`.
     reload: Mutex<Value>,
     store: Arc<Store>,
-    /// Engine state for dedupe (durable, in the store), reservations and batches (in memory).
-    /// Reservations and batch buffers shared by all messages (see [`MessageState`]).
+    /// Reservations, shared by all messages, and batch buffers while the store is failing (see
+    /// [`MessageState`]); dedupe keys and batch buffers live in the store.
     memory: Mutex<railyard_core::engine::MemoryState>,
     /// Renders `/metrics`; `None` when another recorder was installed first.
     prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -252,6 +252,7 @@ impl Runtime {
             store: &self.store,
             memory: &self.memory,
             recorded: Vec::new(),
+            claims: Vec::new(),
             steps: Vec::new(),
         };
         let started = Instant::now();
@@ -267,9 +268,10 @@ impl Runtime {
                 (engine.process(pipeline, msg, &mut state), id)
             }
         };
-        let recorded = state.recorded;
+        let (recorded, claims) = (state.recorded, state.claims);
         let emitted = self.emit(project, pipeline, outcome);
         metrics::message_duration(&pipeline.name, started.elapsed());
+        self.settle_batches(&pipeline.name, &claims, emitted.is_ok());
         if let Err(e) = emitted {
             for (p, key) in &recorded {
                 if let Err(err) = self.store.forget(p, key) {
@@ -345,8 +347,8 @@ impl Runtime {
         Ok(())
     }
 
-    /// Emits every buffered batch of `pipeline`. A batch whose outputs fail is dead-lettered:
-    /// it lives only in memory, so retrying later is not an option.
+    /// Emits every buffered batch of `pipeline` (its window elapsed, or the runtime stops).
+    /// A batch whose outputs fail stays buffered and goes out at the next flush.
     fn flush_batches(&self, project: &Project, pipeline: &Pipeline) {
         let ids = || self.next_id();
         let now = outputs::now_rfc3339;
@@ -359,24 +361,32 @@ impl Runtime {
             store: &self.store,
             memory: &self.memory,
             recorded: Vec::new(),
+            claims: Vec::new(),
             steps: Vec::new(),
         };
         let outcome = engine.flush(pipeline, &mut state);
-        if outcome.delivered.is_empty() && outcome.failed.is_empty() {
+        let claims = std::mem::take(&mut state.claims);
+        if outcome.delivered.is_empty() && outcome.failed.is_empty() && claims.is_empty() {
             return;
         }
-        let fallback: Vec<Message> = outcome
-            .delivered
-            .iter()
-            .map(|d| d.message.clone())
-            .collect();
-        if let Err(e) = self.emit(project, pipeline, outcome) {
-            for m in &fallback {
-                let error =
-                    json!({ "code": "output-error", "step": "batch output", "message": e.message });
-                if let Err(err) = self.dead_letter(pipeline, m, "batch output", error) {
-                    tracing::error!(pipeline = %pipeline.name, error = %err, "Lost a batch: its output and the dead-letter store both failed.");
-                }
+        let emitted = self.emit(project, pipeline, outcome);
+        if let Err(e) = &emitted {
+            tracing::warn!(pipeline = %pipeline.name, error = %e, "Batch output failed; the batch stays buffered for the next flush.");
+        }
+        self.settle_batches(&pipeline.name, &claims, emitted.is_ok());
+    }
+
+    /// Deletes the claimed batches whose outputs confirmed, or buffers them again.
+    fn settle_batches(&self, pipeline: &str, claims: &[i64], delivered: bool) {
+        for token in claims {
+            let settled = if delivered {
+                self.store.batch_commit(*token)
+            } else {
+                self.store.batch_release(*token)
+            };
+            if let Err(e) = settled {
+                // The claim expires by itself: the batch goes out again (at least once).
+                tracing::error!(pipeline = %pipeline, error = %e, "Could not settle a batch claim; it will be emitted again when the claim expires.");
             }
         }
     }
@@ -418,10 +428,22 @@ enum Input {
     Message(Message),
 }
 
-/// Engine state for one message: dedupe keys in the durable store; reservations and batch
-/// buffers in memory, shared by all messages (the durable versions come with the store's
-/// inventory and batch tables). Only those two take the shared lock, so messages run through
-/// their pipelines in parallel.
+/// How long a batch claimed for emission stays claimed: if its holder dies, the batch goes out
+/// again after this.
+const BATCH_CLAIM_MS: i64 = 10 * 60 * 1000;
+
+/// Envelopes back to messages (a row that is not one is skipped: only the store writes them).
+fn messages(envelopes: Vec<Value>) -> Vec<Message> {
+    envelopes
+        .into_iter()
+        .filter_map(Message::from_envelope)
+        .collect()
+}
+
+/// Engine state for one message: dedupe keys and batch buffers in the durable store;
+/// reservations in memory, shared by all messages (the durable version comes with the store's
+/// inventory tables). Only reservations take the shared lock, so messages run through their
+/// pipelines in parallel.
 struct MessageState<'a> {
     store: &'a Store,
     memory: &'a Mutex<railyard_core::engine::MemoryState>,
@@ -429,6 +451,9 @@ struct MessageState<'a> {
     /// retried, they are forgotten again: otherwise the retry would be dropped as a duplicate
     /// of itself and the message lost.
     recorded: Vec<(String, String)>,
+    /// Batches claimed from the store's buffers while the message ran: committed (deleted)
+    /// when the outputs confirmed, released (buffered again) when they failed.
+    claims: Vec<i64>,
     /// When each step under way started (a switch's case steps nest inside it), for the
     /// latency histograms.
     steps: Vec<Instant>,
@@ -476,10 +501,46 @@ impl State for MessageState<'_> {
         message: Message,
         count: Option<u32>,
     ) -> Option<Vec<Message>> {
-        self.memory().batch_push(buffer, message, count)
+        let added = self.store.batch_add(
+            buffer,
+            message.id(),
+            message.envelope(),
+            count,
+            outputs::now_ms(),
+            BATCH_CLAIM_MS,
+        );
+        match added {
+            Ok(Some(claim)) => {
+                self.claims.push(claim.token);
+                Some(messages(claim.messages))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "Batch store unavailable; buffering in memory.");
+                self.memory().batch_push(buffer, message, count)
+            }
+        }
     }
     fn batch_drain(&mut self, prefix: &str) -> Vec<(String, Vec<Message>)> {
-        self.memory().batch_drain(prefix)
+        let mut out = match self
+            .store
+            .batch_claim_all(prefix, outputs::now_ms(), BATCH_CLAIM_MS)
+        {
+            Ok(claims) => claims
+                .into_iter()
+                .map(|c| {
+                    self.claims.push(c.token);
+                    (c.buffer, messages(c.messages))
+                })
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "Batch store unavailable; flushing only what memory holds.");
+                Vec::new()
+            }
+        };
+        // What was buffered in memory while the store failed.
+        out.extend(self.memory().batch_drain(prefix));
+        out
     }
     fn step_started(&mut self, _pipeline: &str, _step: &str) {
         self.steps.push(Instant::now());

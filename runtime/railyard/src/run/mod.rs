@@ -1334,7 +1334,15 @@ fn drain_files(rt: &Runtime, pipeline: &str, drop: &railyard_connectors::file::F
                 let mut headers = serde_json::Map::new();
                 headers.insert("file".into(), Value::String(name.clone()));
                 headers.insert("line".into(), Value::from(record.line));
+                // The id is the file's content and the line: a record posted again after a crash
+                // (between its hand-off and its progress row) carries the same id, so a
+                // dedupe step or the peer (`x-railyard-message-id`) can drop the repeat.
                 let origin = Origin {
+                    id: Some(format!(
+                        "file-{}-{}",
+                        key.get(..16).unwrap_or(&key),
+                        record.line
+                    )),
                     source: format!("file:{name}:{}", record.line),
                     headers,
                     ..Origin::default()

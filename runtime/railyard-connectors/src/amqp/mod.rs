@@ -180,15 +180,60 @@ pub struct ConsumerConfig {
     pub connected: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// Consumes until `stop` turns true. `handle` decides per delivery: `true` acks it, `false`
-/// returns it to the queue (after `handle` waited whatever backoff it wanted).
+/// What becomes of a delivery once handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settle {
+    /// Done (delivered or dead-lettered): ack it.
+    Ack,
+    /// Not really tried (its destination is down): back to the queue as it is, and the attempt
+    /// does not count.
+    Requeue,
+    /// Tried and failed: a copy goes back to the queue with the next attempt number in the
+    /// [`ATTEMPT_HEADER`] header (confirmed), then this delivery is acked. RabbitMQ's own
+    /// redelivery keeps no count on classic queues; this one does.
+    Retry,
+}
+
+/// The header carrying how many times Railyard tried a message already.
+pub const ATTEMPT_HEADER: &str = "x-railyard-attempt";
+
+/// The attempt this delivery is: our header, else RabbitMQ's `x-delivery-count` (quorum
+/// queues), else whether the broker flagged it redelivered.
+fn attempt_of(delivery: &lapin::message::Delivery) -> u32 {
+    let header = |name: &str| {
+        let headers = delivery.properties.headers().as_ref()?;
+        let value = headers.inner().get(name)?;
+        use lapin::types::AMQPValue as V;
+        let n: i64 = match value {
+            V::ShortShortInt(n) => i64::from(*n),
+            V::ShortShortUInt(n) => i64::from(*n),
+            V::ShortInt(n) => i64::from(*n),
+            V::ShortUInt(n) => i64::from(*n),
+            V::LongInt(n) => i64::from(*n),
+            V::LongUInt(n) => i64::from(*n),
+            V::LongLongInt(n) => *n,
+            _ => return None,
+        };
+        u32::try_from(n).ok()
+    };
+    if let Some(n) = header(ATTEMPT_HEADER) {
+        return n.max(1);
+    }
+    if let Some(n) = header("x-delivery-count") {
+        return n.saturating_add(1);
+    }
+    if delivery.redelivered { 2 } else { 1 }
+}
+
+/// Consumes until `stop` turns true. `handle` gets the body, the properties and the attempt
+/// number, and says how to [`Settle`] the delivery (after waiting whatever backoff it wanted).
 pub async fn consume<F, Fut>(
     config: ConsumerConfig,
     mut stop: tokio::sync::watch::Receiver<bool>,
     handle: F,
 ) where
     F: Fn(Vec<u8>, Props, u32) -> Fut,
-    Fut: std::future::Future<Output = bool>,
+    Fut: std::future::Future<Output = Settle>,
 {
     let mut backoff = Duration::from_millis(500);
     while !*stop.borrow() {
@@ -217,7 +262,7 @@ async fn run_consumer<F, Fut>(
 ) -> Result<(), String>
 where
     F: Fn(Vec<u8>, Props, u32) -> Fut,
-    Fut: std::future::Future<Output = bool>,
+    Fut: std::future::Future<Output = Settle>,
 {
     let conn = Connection::connect(&config.url, ConnectionProperties::default())
         .await
@@ -225,6 +270,11 @@ where
     let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
     channel
         .basic_qos(config.prefetch, BasicQosOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    // Retries are republished on this channel, and acked only once the broker confirmed them.
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
         .await
         .map_err(|e| e.to_string())?;
     if config.declare {
@@ -287,18 +337,18 @@ where
                         .as_ref()
                         .map(|s| s.to_string()),
                 };
-                let attempt = if delivery.redelivered { 2 } else { 1 };
+                let attempt = attempt_of(&delivery);
                 let handled = handle(delivery.data.clone(), props, attempt);
-                inflight.push(async move { (delivery, handled.await) });
+                inflight.push(async move { (delivery, attempt, handled.await) });
             }
-            Some((delivery, ok)) = inflight.next(), if !inflight.is_empty() => {
-                settle(&delivery, ok).await?;
+            Some((delivery, attempt, how)) = inflight.next(), if !inflight.is_empty() => {
+                settle(&channel, &config.queue, &delivery, attempt, how).await?;
             }
             _ = stop.changed() => {
                 // Shutdown drains: stop taking deliveries, finish and settle the ones in hand;
                 // the prefetched rest goes back to the queue when the channel closes.
-                while let Some((delivery, ok)) = inflight.next().await {
-                    settle(&delivery, ok).await?;
+                while let Some((delivery, attempt, how)) = inflight.next().await {
+                    settle(&channel, &config.queue, &delivery, attempt, how).await?;
                 }
                 let _ = channel.close(200, "railyard is stopping".into()).await;
                 let _ = conn.close(200, "railyard is stopping".into()).await;
@@ -308,18 +358,49 @@ where
     }
 }
 
-/// Acks a handled delivery, or returns it to the queue.
-async fn settle(delivery: &lapin::message::Delivery, ok: bool) -> Result<(), String> {
-    if ok {
-        delivery.ack(BasicAckOptions::default()).await
-    } else {
-        delivery
-            .nack(BasicNackOptions {
-                requeue: true,
-                ..Default::default()
-            })
-            .await
-    }
-    .map(drop)
-    .map_err(|e| e.to_string())
+/// Acks a handled delivery, returns it to the queue, or requeues a copy marked with the next
+/// attempt. A retry copy that cannot be confirmed falls back to returning the delivery itself:
+/// the count may stall, the message is never lost.
+async fn settle(
+    channel: &Channel,
+    queue: &str,
+    delivery: &lapin::message::Delivery,
+    attempt: u32,
+    how: Settle,
+) -> Result<(), String> {
+    let requeue = BasicNackOptions {
+        requeue: true,
+        ..Default::default()
+    };
+    let settled = match how {
+        Settle::Ack => delivery.ack(BasicAckOptions::default()).await,
+        Settle::Requeue => delivery.nack(requeue).await,
+        Settle::Retry => {
+            let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+            headers.insert(
+                ATTEMPT_HEADER.into(),
+                lapin::types::AMQPValue::LongUInt(attempt.saturating_add(1)),
+            );
+            let properties = delivery.properties.clone().with_headers(headers);
+            let copied = async {
+                let confirm = channel
+                    .basic_publish(
+                        "".into(),
+                        queue.into(),
+                        BasicPublishOptions::default(),
+                        &delivery.data,
+                        properties,
+                    )
+                    .await
+                    .ok()?;
+                matches!(confirm.await.ok()?, Confirmation::Ack(_)).then_some(())
+            }
+            .await;
+            match copied {
+                Some(()) => delivery.ack(BasicAckOptions::default()).await,
+                None => delivery.nack(requeue).await,
+            }
+        }
+    };
+    settled.map(drop).map_err(|e| e.to_string())
 }

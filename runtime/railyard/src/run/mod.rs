@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
+use railyard_connectors::amqp::Settle;
 use railyard_connectors::http::{Handoff, Inbound, Unavailable};
 use railyard_core::engine::{Engine, Message, Origin, Outcome, State};
 use railyard_core::project::{Pipeline, Project};
@@ -423,6 +424,7 @@ impl Runtime {
     }
 }
 
+#[derive(Clone)]
 enum Input {
     Payload { body: Value, origin: Origin },
     Message(Message),
@@ -1447,36 +1449,59 @@ async fn amqp_topic_input(
     .await;
 }
 
-/// Hands one AMQP delivery to `pipeline`. Returns whether to ack it: after a transient output
-/// failure it waits the pipeline's backoff and returns false, so the broker redelivers it.
+/// Hands one AMQP delivery to `pipeline` and says how to settle it. After a transient output
+/// failure it waits the pipeline's backoff, then asks for a retry (a copy with the next attempt
+/// number) or, after the last attempt, dead-letters the message; while a destination broker is
+/// down the delivery is requeued without spending an attempt.
 async fn amqp_delivery(
     rt: Arc<Runtime>,
     pipeline: String,
     attempt: u32,
     input: impl FnOnce(&Runtime) -> Input + Send + 'static,
-) -> bool {
+) -> Settle {
     let result = tokio::task::spawn_blocking(move || {
         let live = rt.live();
-        let p = live
-            .project
-            .pipelines
-            .get(&pipeline)
-            .ok_or_else(|| (None, "pipeline not loaded".to_string()))?;
+        let Some(p) = live.project.pipelines.get(&pipeline) else {
+            return (Settle::Requeue, Some(Duration::from_secs(1)));
+        };
         let input = input(&rt);
-        rt.handle(&live.project, p, input)
-            .map(|_| ())
-            .map_err(|e| (Some(backoff(p, attempt, e.retry_after)), e.message))
+        let last = attempt >= max_attempts(p);
+        let kept = last.then(|| input.clone());
+        match rt.handle(&live.project, p, input) {
+            Ok(_) => (Settle::Ack, None),
+            Err(e) if e.held => {
+                tracing::warn!(pipeline = %pipeline, error = %e, "Destination unreachable; the delivery goes back to the queue.");
+                (Settle::Requeue, Some(Duration::from_secs(1)))
+            }
+            Err(e) if last => {
+                tracing::warn!(pipeline = %pipeline, error = %e, attempts = attempt, "Retries exhausted; dead-lettering.");
+                let mut failed = match kept {
+                    Some(Input::Message(m)) => m,
+                    Some(Input::Payload { body, origin }) => {
+                        Message::new(body, origin, &|| rt.next_id())
+                    }
+                    None => return (Settle::Requeue, None),
+                };
+                failed.set_meta("attempt", Value::from(attempt));
+                let error = json!({ "code": "retries-exhausted", "message": e.message });
+                match rt.dead_letter(p, &failed, "output", error) {
+                    Ok(()) => (Settle::Ack, None),
+                    Err(_) => (Settle::Requeue, Some(Duration::from_secs(1))),
+                }
+            }
+            Err(e) => {
+                let wait = backoff(p, attempt, e.retry_after);
+                tracing::warn!(pipeline = %pipeline, error = %e, attempt, retry_in_ms = wait.as_millis() as u64, "Output failed; the delivery will be retried.");
+                (Settle::Retry, Some(wait))
+            }
+        }
     })
     .await;
-    match result {
-        Ok(Ok(())) => true,
-        Ok(Err((wait, e))) => {
-            tracing::warn!(error = %e, "Output failed; the delivery goes back to the queue.");
-            tokio::time::sleep(wait.unwrap_or(Duration::from_secs(1))).await;
-            false
-        }
-        Err(_) => false,
+    let (how, wait) = result.unwrap_or((Settle::Requeue, Some(Duration::from_secs(1))));
+    if let Some(wait) = wait {
+        tokio::time::sleep(wait).await;
     }
+    how
 }
 
 /// A message consumed from a topic (embedded store or broker). A published envelope becomes

@@ -834,23 +834,37 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
             .into_future(),
     );
 
-    // Hot reload: poll the project's files; a valid change swaps in, an invalid one is
-    // reported and the running version stays.
+    // Hot reload: file events (debounced) and a slow poll both lead to comparing the files'
+    // fingerprint; a valid change swaps in, an invalid one is reported and the running version
+    // stays.
     let signal = shutdown_signal();
     tokio::pin!(signal);
+    let (changed_tx, mut changed) = tokio::sync::mpsc::unbounded_channel();
+    let watcher = if args.no_watch {
+        None
+    } else {
+        watch_project(&args.dir, changed_tx)
+    };
+    // Events can be missed (network filesystems, a ConfigMap swapping its directory): the poll
+    // catches those, more slowly when events work.
+    let poll = Duration::from_millis(if watcher.is_some() { 5_000 } else { 500 });
     let mut seen = fingerprint(&args.dir);
     loop {
         tokio::select! {
             _ = &mut signal => break,
-            _ = tokio::time::sleep(Duration::from_millis(500)), if !args.no_watch => {
-                let now = fingerprint(&args.dir);
-                if now != seen {
-                    seen = now;
-                    reload(&rt, &args.dir, &routes, &mut workers).await;
-                }
-            }
+            Some(()) = changed.recv(), if !args.no_watch => {}
+            _ = tokio::time::sleep(poll), if !args.no_watch => {}
+        }
+        let dir = args.dir.clone();
+        let now = tokio::task::spawn_blocking(move || fingerprint(&dir))
+            .await
+            .unwrap_or(seen);
+        if now != seen {
+            seen = now;
+            reload(&rt, &args.dir, &routes, &mut workers).await;
         }
     }
+    drop(watcher);
     rt.stopping.store(true, Ordering::Relaxed);
     eprintln!("railyard: stopping: no new requests; finishing what is in flight");
     let _ = server_stop.send(true);
@@ -881,10 +895,58 @@ fn subscribe_all(store: &Store, live: &Live) -> Result<(), String> {
 
 /// What the project's files look like now: paths, sizes and modification times. Editors'
 /// atomic saves and Kubernetes ConfigMap swaps all change it.
+/// The directories whose files make up a project (what reload watches and fingerprints).
+const PROJECT_DIRS: [&str; 5] = ["pipelines", "mappings", "schemas", "plugins", "tables"];
+
+type Watcher = notify_debouncer_full::Debouncer<
+    notify_debouncer_full::notify::RecommendedWatcher,
+    notify_debouncer_full::RecommendedCache,
+>;
+
+/// Watches the project's directories (recursively) and its root (for directories appearing or
+/// being swapped), sending a unit on `tx` per debounced burst of events. `None`, with a
+/// warning, when the platform refuses: the caller polls instead.
+fn watch_project(
+    dir: &std::path::Path,
+    tx: tokio::sync::mpsc::UnboundedSender<()>,
+) -> Option<Watcher> {
+    use notify_debouncer_full::notify::RecursiveMode;
+    let debouncer = notify_debouncer_full::new_debouncer(
+        Duration::from_millis(200),
+        None,
+        move |events: notify_debouncer_full::DebounceEventResult| {
+            if events.is_ok_and(|e| !e.is_empty()) {
+                let _ = tx.send(());
+            }
+        },
+    );
+    let mut debouncer = match debouncer {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot watch the project directory; polling it every 0.5 s instead.");
+            return None;
+        }
+    };
+    let mut watched = debouncer.watch(dir, RecursiveMode::NonRecursive);
+    for sub in PROJECT_DIRS {
+        let path = dir.join(sub);
+        if path.is_dir() {
+            watched = watched.and_then(|()| debouncer.watch(&path, RecursiveMode::Recursive));
+        }
+    }
+    match watched {
+        Ok(()) => Some(debouncer),
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot watch the project directory; polling it every 0.5 s instead.");
+            None
+        }
+    }
+}
+
 fn fingerprint(dir: &std::path::Path) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut entries = Vec::new();
-    for sub in ["pipelines", "mappings", "schemas", "plugins", "tables"] {
+    for sub in PROJECT_DIRS {
         for e in walkdir::WalkDir::new(dir.join(sub))
             .follow_links(true)
             .into_iter()

@@ -8,10 +8,18 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use crate::diag::Span;
 use crate::yaml::de::{SPANNED_FIELDS, SPANNED_NAME};
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Spanned<T> {
     pub value: T,
     pub span: Span,
+}
+
+/// Debug shows the value only, like equality: the runtime keys its workers by a config's
+/// debug text, and moving a section within its file must not restart it.
+impl<T: fmt::Debug> fmt::Debug for Spanned<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.value.fmt(f)
+    }
 }
 
 impl<T> Spanned<T> {

@@ -1202,6 +1202,7 @@ impl Workers {
         }
         for (key, start) in wanted {
             if let std::collections::hash_map::Entry::Vacant(slot) = self.tasks.entry(key) {
+                tracing::debug!(task = %slot.key(), "Started a worker.");
                 let (tx, rx) = tokio::sync::watch::channel(false);
                 slot.insert((tx, start(rx)));
             }

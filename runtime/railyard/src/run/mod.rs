@@ -113,8 +113,9 @@ struct Runtime {
     memory: Mutex<railyard_core::engine::MemoryState>,
     /// Renders `/metrics`; `None` when another recorder was installed first.
     prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    ids: AtomicU64,
-    boot: String,
+    /// Makes message ids: `<boot time hex>-<counter>`. A field (not a method) so that an
+    /// engine borrowing it lives as long as the runtime.
+    make_id: Box<dyn Fn() -> String + Send + Sync>,
     stopping: AtomicBool,
     http: reqwest::Client,
     handle: tokio::runtime::Handle,
@@ -231,23 +232,36 @@ impl Runtime {
     }
 
     fn next_id(&self) -> String {
-        format!("{}-{}", self.boot, self.ids.fetch_add(1, Ordering::Relaxed))
+        (self.make_id)()
     }
 
     /// Runs one message through `pipeline` and emits every result durably. Returns the
-    /// message id, or an error when an output could not confirm (the caller retries).
+    /// message id, or an error when an output could not confirm (the caller retries). For
+    /// callers on a blocking thread; async callers use [`Runtime::process`] and
+    /// [`Runtime::finish`].
     fn handle(
         &self,
         project: &Project,
         pipeline: &Pipeline,
         input: Input,
     ) -> Result<String, SendError> {
-        let ids = || self.next_id();
-        let now = outputs::now_rfc3339;
+        let processed = self.process(project, pipeline, input);
+        self.handle
+            .block_on(self.finish(project, pipeline, processed, true))
+    }
+
+    /// The engine's part of a message: its steps, up to the outputs. CPU only, unless the
+    /// pipeline has steps with durable state (dedupe, batch): those write the store.
+    fn process<'p>(
+        &'p self,
+        project: &'p Project,
+        pipeline: &'p Pipeline,
+        input: Input,
+    ) -> Processed<'p> {
         let engine = Engine {
             project,
-            ids: &ids,
-            now: &now,
+            ids: &*self.make_id,
+            now: &outputs::now_rfc3339,
         };
         let mut state = MessageState {
             store: &self.store,
@@ -269,26 +283,58 @@ impl Runtime {
                 (engine.process(pipeline, msg, &mut state), id)
             }
         };
-        let (recorded, claims) = (state.recorded, state.claims);
-        let emitted = self.emit(project, pipeline, outcome);
-        metrics::message_duration(&pipeline.name, started.elapsed());
-        self.settle_batches(&pipeline.name, &claims, emitted.is_ok());
-        if let Err(e) = emitted {
-            for (p, key) in &recorded {
-                if let Err(err) = self.store.forget(p, key) {
-                    tracing::error!(pipeline = %p, error = %err, "Could not forget a dedupe key; a retry may be dropped.");
-                }
-            }
-            return Err(e);
+        Processed {
+            outcome,
+            id,
+            recorded: state.recorded,
+            claims: state.claims,
+            started,
         }
-        Ok(id)
     }
 
-    fn emit(
+    /// Sends a processed message to its outputs and settles its durable state: batches it
+    /// completed are deleted (or buffered again), dedupe keys it recorded are forgotten when
+    /// an output failed, so the retry is not dropped as a duplicate of itself.
+    async fn finish(
+        &self,
+        project: &Project,
+        pipeline: &Pipeline,
+        processed: Processed<'_>,
+        inline: bool,
+    ) -> Result<String, SendError> {
+        let Processed {
+            outcome,
+            id,
+            recorded,
+            claims,
+            started,
+        } = processed;
+        let emitted = self.emit(project, pipeline, outcome, inline).await;
+        metrics::message_duration(&pipeline.name, started.elapsed());
+        let ok = emitted.is_ok();
+        if !claims.is_empty() || (!ok && !recorded.is_empty()) {
+            let (store, name) = (self.store.clone(), pipeline.name.clone());
+            let _ = outputs::blocking(inline, move || {
+                settle_batches(&store, &name, &claims, ok);
+                if !ok {
+                    for (p, key) in &recorded {
+                        if let Err(err) = store.forget(p, key) {
+                            tracing::error!(pipeline = %p, error = %err, "Could not forget a dedupe key; a retry may be dropped.");
+                        }
+                    }
+                }
+            })
+            .await;
+        }
+        emitted.map(|()| id)
+    }
+
+    async fn emit(
         &self,
         project: &Project,
         pipeline: &Pipeline,
         outcome: Outcome<'_>,
+        inline: bool,
     ) -> Result<(), SendError> {
         metrics::messages(&pipeline.name, "delivered", outcome.delivered.len() as u64);
         metrics::messages(&pipeline.name, "dropped", outcome.dropped.len() as u64);
@@ -300,12 +346,17 @@ impl Runtime {
             store: &self.store,
             project,
             http: &self.http,
-            runtime: &self.handle,
+            inline,
+        };
+        let dead_letter = |msg: &Message, step: &str, error: Value| {
+            let entry = dead_letter_entry(pipeline, msg, step, error);
+            let store = self.store.clone();
+            outputs::blocking(inline, move || write_dead_letter(&store, &entry))
         };
         for d in &outcome.delivered {
             for (i, o) in d.outputs.iter().enumerate() {
                 let started = Instant::now();
-                let sent = outputs::send(&ctx, o, &d.message);
+                let sent = outputs::send(&ctx, o, &d.message).await;
                 let result = match &sent {
                     Ok(()) => metrics::Sent::Ok,
                     Err(e) if e.permanent => metrics::Sent::Rejected,
@@ -317,13 +368,12 @@ impl Runtime {
                 match sent {
                     Ok(()) => {}
                     Err(e) if e.permanent => {
-                        let error = json!({ "code": "output-error", "step": format!("output {}", o.kind), "message": e.message });
-                        self.dead_letter(
-                            pipeline,
-                            &d.message,
-                            &format!("output {}", o.kind),
-                            error,
-                        )?;
+                        let step = format!("output {}", o.kind);
+                        let error =
+                            json!({ "code": "output-error", "step": step, "message": e.message });
+                        dead_letter(&d.message, &step, error)
+                            .await
+                            .map_err(store_error)??;
                         break;
                     }
                     Err(e) => return Err(e),
@@ -343,7 +393,9 @@ impl Runtime {
                     "instance_path": v.instance_path, "schema_path": v.schema_path, "message": v.message
                 })).collect::<Vec<_>>(),
             });
-            self.dead_letter(pipeline, &f.message, &f.error.step, error)?;
+            dead_letter(&f.message, &f.error.step, error)
+                .await
+                .map_err(store_error)??;
         }
         Ok(())
     }
@@ -351,12 +403,10 @@ impl Runtime {
     /// Emits every buffered batch of `pipeline` (its window elapsed, or the runtime stops).
     /// A batch whose outputs fail stays buffered and goes out at the next flush.
     fn flush_batches(&self, project: &Project, pipeline: &Pipeline) {
-        let ids = || self.next_id();
-        let now = outputs::now_rfc3339;
         let engine = Engine {
             project,
-            ids: &ids,
-            now: &now,
+            ids: &*self.make_id,
+            now: &outputs::now_rfc3339,
         };
         let mut state = MessageState {
             store: &self.store,
@@ -370,26 +420,13 @@ impl Runtime {
         if outcome.delivered.is_empty() && outcome.failed.is_empty() && claims.is_empty() {
             return;
         }
-        let emitted = self.emit(project, pipeline, outcome);
+        let emitted = self
+            .handle
+            .block_on(self.emit(project, pipeline, outcome, true));
         if let Err(e) = &emitted {
             tracing::warn!(pipeline = %pipeline.name, error = %e, "Batch output failed; the batch stays buffered for the next flush.");
         }
-        self.settle_batches(&pipeline.name, &claims, emitted.is_ok());
-    }
-
-    /// Deletes the claimed batches whose outputs confirmed, or buffers them again.
-    fn settle_batches(&self, pipeline: &str, claims: &[i64], delivered: bool) {
-        for token in claims {
-            let settled = if delivered {
-                self.store.batch_commit(*token)
-            } else {
-                self.store.batch_release(*token)
-            };
-            if let Err(e) = settled {
-                // The claim expires by itself: the batch goes out again (at least once).
-                tracing::error!(pipeline = %pipeline, error = %e, "Could not settle a batch claim; it will be emitted again when the claim expires.");
-            }
-        }
+        settle_batches(&self.store, &pipeline.name, &claims, emitted.is_ok());
     }
 
     fn dead_letter(
@@ -399,28 +436,66 @@ impl Runtime {
         step: &str,
         error: Value,
     ) -> Result<(), SendError> {
-        metrics::messages(&pipeline.name, "dead_lettered", 1);
-        self.store
-            .dead_letter(&DeadLetter {
-                pipeline: pipeline.name.clone(),
-                pipeline_version: pipeline.version,
-                step: step.to_string(),
-                error,
-                message: msg.envelope().clone(),
-                attempts: msg
-                    .meta()
-                    .get("attempt")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(1) as u32,
-                at_ms: outputs::now_ms(),
-            })
-            .map(drop)
-            .map_err(|e| SendError {
-                permanent: false,
-                retry_after: None,
-                held: false,
-                message: format!("dead-letter store: {e}"),
-            })
+        write_dead_letter(&self.store, &dead_letter_entry(pipeline, msg, step, error))
+    }
+}
+
+/// A message run through its pipeline's steps ([`Runtime::process`]), its outputs still to
+/// send ([`Runtime::finish`]).
+struct Processed<'p> {
+    outcome: Outcome<'p>,
+    id: String,
+    recorded: Vec<(String, String)>,
+    claims: Vec<i64>,
+    started: Instant,
+}
+
+/// Deletes the claimed batches whose outputs confirmed, or buffers them again.
+fn settle_batches(store: &Store, pipeline: &str, claims: &[i64], delivered: bool) {
+    for token in claims {
+        let settled = if delivered {
+            store.batch_commit(*token)
+        } else {
+            store.batch_release(*token)
+        };
+        if let Err(e) = settled {
+            // The claim expires by itself: the batch goes out again (at least once).
+            tracing::error!(pipeline = %pipeline, error = %e, "Could not settle a batch claim; it will be emitted again when the claim expires.");
+        }
+    }
+}
+
+fn dead_letter_entry(pipeline: &Pipeline, msg: &Message, step: &str, error: Value) -> DeadLetter {
+    metrics::messages(&pipeline.name, "dead_lettered", 1);
+    DeadLetter {
+        pipeline: pipeline.name.clone(),
+        pipeline_version: pipeline.version,
+        step: step.to_string(),
+        error,
+        message: msg.envelope().clone(),
+        attempts: msg
+            .meta()
+            .get("attempt")
+            .and_then(Value::as_u64)
+            .unwrap_or(1) as u32,
+        at_ms: outputs::now_ms(),
+    }
+}
+
+fn write_dead_letter(store: &Store, entry: &DeadLetter) -> Result<(), SendError> {
+    store
+        .dead_letter(entry)
+        .map(drop)
+        .map_err(|e| store_error(format!("dead-letter store: {e}")))
+}
+
+/// The store (or the blocking pool in front of it) failed: retry later.
+fn store_error(message: String) -> SendError {
+    SendError {
+        permanent: false,
+        retry_after: None,
+        held: false,
+        message,
     }
 }
 
@@ -658,8 +733,10 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
         store,
         memory: Mutex::new(Default::default()),
         prometheus,
-        ids: AtomicU64::new(1),
-        boot,
+        make_id: {
+            let counter = AtomicU64::new(1);
+            Box::new(move || format!("{boot}-{}", counter.fetch_add(1, Ordering::Relaxed)))
+        },
         stopping: AtomicBool::new(false),
         http,
         handle: tokio::runtime::Handle::current(),
@@ -674,41 +751,23 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
         Arc::new(move |inbound: Inbound| {
             let rt = rt.clone();
             Box::pin(async move {
-                let task = tokio::task::spawn_blocking(move || {
-                    let live = rt.live();
-                    let Some(p) = live.project.pipelines.get(&inbound.pipeline) else {
-                        return Err((
-                            None,
-                            format!("pipeline `{}` is not loaded", inbound.pipeline),
-                        ));
-                    };
-                    let origin = Origin {
-                        correlation_id: inbound.correlation_id,
-                        source: format!("http:{}", inbound.pipeline),
-                        headers: inbound.headers,
-                        ..Origin::default()
-                    };
-                    rt.handle(
-                        &live.project,
-                        p,
-                        Input::Payload {
-                            body: inbound.body,
-                            origin,
-                        },
-                    )
-                    .map_err(|e| (e.retry_after, e.message))
-                });
-                match task.await {
-                    Ok(Ok(id)) => Ok(id),
-                    Ok(Err((after, reason))) => Err(Unavailable {
-                        retry_after_secs: after.map_or(5, |d| d.as_secs().max(1)),
-                        reason,
-                    }),
-                    Err(e) => Err(Unavailable {
-                        retry_after_secs: 5,
-                        reason: format!("worker failed: {e}"),
-                    }),
-                }
+                let live = rt.live();
+                let origin = Origin {
+                    correlation_id: inbound.correlation_id,
+                    source: format!("http:{}", inbound.pipeline),
+                    headers: inbound.headers,
+                    ..Origin::default()
+                };
+                let input = Input::Payload {
+                    body: inbound.body,
+                    origin,
+                };
+                run_message(&rt, &live, &inbound.pipeline, input)
+                    .await
+                    .map_err(|e| Unavailable {
+                        retry_after_secs: e.retry_after.map_or(5, |d| d.as_secs().max(1)),
+                        reason: e.message,
+                    })
             })
         })
     };
@@ -1512,6 +1571,66 @@ async fn amqp_topic_input(
     .await;
 }
 
+/// Whether messages of `p` only compute until their outputs: no store writes in the steps
+/// (dedupe, batch) and no Rhai (scripts, plugins, Rhai mappings: bounded, but not by
+/// microseconds). Those run on an async task and await their outputs without holding a thread;
+/// the others run on the blocking pool.
+fn light(project: &Project, p: &Pipeline) -> bool {
+    use railyard_core::project::{MappingEngine, Step};
+    let mapping_light = |name: &str| {
+        project
+            .mappings
+            .get(name)
+            .is_some_and(|m| !matches!(m.engine, MappingEngine::Rhai(_)))
+    };
+    fn steps_light(steps: &[Step], mapping_light: &dyn Fn(&str) -> bool) -> bool {
+        steps.iter().all(|s| match s {
+            Step::Dedupe { .. }
+            | Step::Batch { .. }
+            | Step::Script { .. }
+            | Step::Plugin { .. } => false,
+            Step::Map { mapping } => mapping_light(mapping),
+            Step::Switch { cases, default, .. } => cases
+                .iter()
+                .chain(default.as_deref())
+                .all(|c| steps_light(&c.steps, mapping_light)),
+            _ => true,
+        })
+    }
+    let outputs_light = p.outputs.iter().all(|o| {
+        o.def
+            .http
+            .as_ref()
+            .and_then(|h| h.value.mapping.as_ref())
+            .is_none_or(|m| mapping_light(&m.value))
+    });
+    p.dedupe_key.is_none() && outputs_light && steps_light(&p.steps, &mapping_light)
+}
+
+/// Runs one message through `pipeline` of `live` and sends it to its outputs, on this task
+/// when the pipeline is [`light`], else on the blocking pool.
+async fn run_message(
+    rt: &Arc<Runtime>,
+    live: &Arc<Live>,
+    pipeline: &str,
+    input: Input,
+) -> Result<String, SendError> {
+    let Some(p) = live.project.pipelines.get(pipeline) else {
+        return Err(store_error(format!("pipeline `{pipeline}` is not loaded")));
+    };
+    if light(&live.project, p) {
+        let processed = rt.process(&live.project, p, input);
+        return rt.finish(&live.project, p, processed, false).await;
+    }
+    let (rt, live, name) = (rt.clone(), live.clone(), pipeline.to_string());
+    tokio::task::spawn_blocking(move || match live.project.pipelines.get(&name) {
+        Some(p) => rt.handle(&live.project, p, input),
+        None => Err(store_error(format!("pipeline `{name}` is not loaded"))),
+    })
+    .await
+    .unwrap_or_else(|e| Err(store_error(format!("worker failed: {e}"))))
+}
+
 /// Hands one AMQP delivery to `pipeline` and says how to settle it. After a transient output
 /// failure it waits the pipeline's backoff, then asks for a retry (a copy with the next attempt
 /// number) or, after the last attempt, dead-letters the message; while a destination broker is
@@ -1522,45 +1641,44 @@ async fn amqp_delivery(
     attempt: u32,
     input: impl FnOnce(&Runtime) -> Input + Send + 'static,
 ) -> Settle {
-    let result = tokio::task::spawn_blocking(move || {
-        let live = rt.live();
-        let Some(p) = live.project.pipelines.get(&pipeline) else {
-            return (Settle::Requeue, Some(Duration::from_secs(1)));
-        };
-        let input = input(&rt);
-        let last = attempt >= max_attempts(p);
-        let kept = last.then(|| input.clone());
-        match rt.handle(&live.project, p, input) {
-            Ok(_) => (Settle::Ack, None),
-            Err(e) if e.held => {
-                tracing::warn!(pipeline = %pipeline, error = %e, "Destination unreachable; the delivery goes back to the queue.");
-                (Settle::Requeue, Some(Duration::from_secs(1)))
-            }
-            Err(e) if last => {
-                tracing::warn!(pipeline = %pipeline, error = %e, attempts = attempt, "Retries exhausted; dead-lettering.");
-                let mut failed = match kept {
-                    Some(Input::Message(m)) => m,
-                    Some(Input::Payload { body, origin }) => {
-                        Message::new(body, origin, &|| rt.next_id())
-                    }
-                    None => return (Settle::Requeue, None),
-                };
-                failed.set_meta("attempt", Value::from(attempt));
-                let error = json!({ "code": "retries-exhausted", "message": e.message });
-                match rt.dead_letter(p, &failed, "output", error) {
-                    Ok(()) => (Settle::Ack, None),
-                    Err(_) => (Settle::Requeue, Some(Duration::from_secs(1))),
+    let live = rt.live();
+    let Some(p) = live.project.pipelines.get(&pipeline) else {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        return Settle::Requeue;
+    };
+    let input = input(&rt);
+    let last = attempt >= max_attempts(p);
+    let kept = last.then(|| input.clone());
+    let (how, wait) = match run_message(&rt, &live, &pipeline, input).await {
+        Ok(_) => (Settle::Ack, None),
+        Err(e) if e.held => {
+            tracing::warn!(pipeline = %pipeline, error = %e, "Destination unreachable; the delivery goes back to the queue.");
+            (Settle::Requeue, Some(Duration::from_secs(1)))
+        }
+        Err(e) if last => {
+            tracing::warn!(pipeline = %pipeline, error = %e, attempts = attempt, "Retries exhausted; dead-lettering.");
+            let mut failed = match kept {
+                Some(Input::Message(m)) => m,
+                Some(Input::Payload { body, origin }) => {
+                    Message::new(body, origin, &|| rt.next_id())
                 }
-            }
-            Err(e) => {
-                let wait = backoff(p, attempt, e.retry_after);
-                tracing::warn!(pipeline = %pipeline, error = %e, attempt, retry_in_ms = wait.as_millis() as u64, "Output failed; the delivery will be retried.");
-                (Settle::Retry, Some(wait))
+                None => return Settle::Requeue,
+            };
+            failed.set_meta("attempt", Value::from(attempt));
+            let error = json!({ "code": "retries-exhausted", "message": e.message });
+            let entry = dead_letter_entry(p, &failed, "output", error);
+            let store = rt.store.clone();
+            match outputs::blocking(false, move || write_dead_letter(&store, &entry)).await {
+                Ok(Ok(())) => (Settle::Ack, None),
+                _ => (Settle::Requeue, Some(Duration::from_secs(1))),
             }
         }
-    })
-    .await;
-    let (how, wait) = result.unwrap_or((Settle::Requeue, Some(Duration::from_secs(1))));
+        Err(e) => {
+            let wait = backoff(p, attempt, e.retry_after);
+            tracing::warn!(pipeline = %pipeline, error = %e, attempt, retry_in_ms = wait.as_millis() as u64, "Output failed; the delivery will be retried.");
+            (Settle::Retry, Some(wait))
+        }
+    };
     if let Some(wait) = wait {
         tokio::time::sleep(wait).await;
     }

@@ -61,10 +61,26 @@ pub struct OutputCtx<'a> {
     >,
     /// The project directory: relative file paths are relative to it, not to the process.
     pub root: &'a std::path::Path,
-    pub store: &'a Store,
+    pub store: &'a std::sync::Arc<Store>,
     pub project: &'a Project,
     pub http: &'a reqwest::Client,
-    pub runtime: &'a tokio::runtime::Handle,
+    /// The caller runs on a blocking thread: store and file writes happen in place. Otherwise
+    /// (an async task) they go to the blocking pool, so no worker thread waits on an fsync.
+    pub inline: bool,
+}
+
+/// Runs blocking `work` in place when the caller may block, else on the blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    inline: bool,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    if inline {
+        Ok(work())
+    } else {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| format!("blocking task failed: {e}"))
+    }
 }
 
 /// The internal topic behind `output: { pipeline: name }`.
@@ -84,7 +100,7 @@ pub fn now_rfc3339() -> String {
 }
 
 /// Sends `msg` to one output and returns once the output confirmed it.
-pub fn send(ctx: &OutputCtx<'_>, o: &OutputDef, msg: &Message) -> Result<(), SendError> {
+pub async fn send(ctx: &OutputCtx<'_>, o: &OutputDef, msg: &Message) -> Result<(), SendError> {
     let d = &o.def;
     let render =
         |t: &str| render_template(t, &o.templates, msg.envelope()).map_err(SendError::permanent);
@@ -94,9 +110,9 @@ pub fn send(ctx: &OutputCtx<'_>, o: &OutputDef, msg: &Message) -> Result<(), Sen
             OrShort::Full(f) => f.name.value.clone(),
         };
         let topic = render(&name)?;
-        publish_topic(ctx, &topic, msg)
+        publish_topic(ctx, &topic, msg).await
     } else if let Some(p) = &d.pipeline {
-        publish_topic(ctx, &pipeline_topic(&p.value), msg)
+        publish_topic(ctx, &pipeline_topic(&p.value), msg).await
     } else if let Some(s) = &d.stdout {
         let value = if s.value.with_meta == Some(true) {
             msg.envelope()
@@ -110,9 +126,15 @@ pub fn send(ctx: &OutputCtx<'_>, o: &OutputDef, msg: &Message) -> Result<(), Sen
             .map_err(|e| SendError::transient(format!("stdout: {e}")))
     } else if let Some(f) = &d.file {
         let path = ctx.root.join(render(&f.value.path.value)?);
-        append_line(&path.to_string_lossy(), msg.body()).map_err(SendError::transient)
+        let body = msg.body().clone();
+        blocking(ctx.inline, move || {
+            append_line(&path.to_string_lossy(), &body)
+        })
+        .await
+        .and_then(|r| r)
+        .map_err(SendError::transient)
     } else if let Some(h) = &d.http {
-        send_http(ctx, o, &h.value, msg, render)
+        send_http(ctx, o, &h.value, msg, render).await
     } else if let Some(a) = &d.amqp {
         let a = &a.value;
         let routing_key = match &a.routing_key {
@@ -130,6 +152,7 @@ pub fn send(ctx: &OutputCtx<'_>, o: &OutputDef, msg: &Message) -> Result<(), Sen
             persistent: a.persistent != Some(false),
         };
         amqp_publish(ctx, &target, &body, msg)
+            .await
             .map_err(|e| e.context(&format!("amqp exchange `{}`", a.exchange.value)))
     } else {
         Err(SendError::permanent(format!(
@@ -141,13 +164,19 @@ pub fn send(ctx: &OutputCtx<'_>, o: &OutputDef, msg: &Message) -> Result<(), Sen
 
 /// Publishes the whole envelope (metadata travels) to a topic: the embedded store, or the
 /// broker's topics exchange when one is configured.
-fn publish_topic(ctx: &OutputCtx<'_>, topic: &str, msg: &Message) -> Result<(), SendError> {
+async fn publish_topic(ctx: &OutputCtx<'_>, topic: &str, msg: &Message) -> Result<(), SendError> {
     let Some(url) = ctx.amqp_topics else {
-        return ctx
-            .store
-            .publish(topic, msg.envelope())
-            .map(drop)
-            .map_err(|e| SendError::transient(format!("topic `{topic}`: {e}")));
+        let (store, name, envelope) =
+            (ctx.store.clone(), topic.to_string(), msg.envelope().clone());
+        return blocking(ctx.inline, move || {
+            store
+                .publish(&name, &envelope)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .and_then(|r| r)
+        .map_err(|e| SendError::transient(format!("topic `{topic}`: {e}")));
     };
     let body =
         serde_json::to_vec(msg.envelope()).map_err(|e| SendError::permanent(e.to_string()))?;
@@ -159,6 +188,7 @@ fn publish_topic(ctx: &OutputCtx<'_>, topic: &str, msg: &Message) -> Result<(), 
         persistent: true,
     };
     amqp_publish(ctx, &target, &body, msg)
+        .await
         .map_err(|e| e.context(&format!("topic `{topic}` on the broker")))
 }
 
@@ -174,7 +204,7 @@ struct Target<'a> {
 }
 
 /// Publishes with a confirm; the message id and correlation id travel as AMQP properties.
-fn amqp_publish(
+async fn amqp_publish(
     ctx: &OutputCtx<'_>,
     target: &Target<'_>,
     body: &[u8],
@@ -205,14 +235,15 @@ fn amqp_publish(
         message_id: Some(msg.id().to_string()),
         correlation_id: msg.meta_str("correlation_id").map(str::to_string),
     };
-    ctx.runtime
-        .block_on(publisher.publish(
+    publisher
+        .publish(
             target.exchange,
             target.routing_key,
             body,
             &props,
             target.persistent,
-        ))
+        )
+        .await
         .map_err(|e| SendError {
             held: e.unavailable,
             ..SendError::transient(e.message)
@@ -228,7 +259,7 @@ impl SendError {
     }
 }
 
-fn send_http(
+async fn send_http(
     ctx: &OutputCtx<'_>,
     o: &OutputDef,
     h: &railyard_core::model::pipeline::HttpOutput,
@@ -277,7 +308,7 @@ fn send_http(
     for (k, v) in &h.headers {
         req = req.header(k.as_str(), render(&v.value)?);
     }
-    let response = ctx.runtime.block_on(req.body(bytes).send());
+    let response = req.body(bytes).send().await;
     let response = match response {
         Ok(r) => r,
         // Connect errors and timeouts: the peer may come back.
@@ -303,7 +334,7 @@ fn send_http(
     } else {
         h.retry_on.contains(&status)
     };
-    let text = ctx.runtime.block_on(response.text()).unwrap_or_default();
+    let text = response.text().await.unwrap_or_default();
     let snippet: String = text.chars().take(300).collect();
     Err(SendError {
         permanent: !retryable,

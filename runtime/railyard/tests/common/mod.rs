@@ -5,8 +5,8 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Child;
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The repository root, which is the reference project.
 pub fn root() -> PathBuf {
@@ -102,5 +102,90 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Starts `railyard run DIR` with extra arguments and environment, and waits until it is ready.
+/// Its stdout and stderr are piped (a test may read them after the process stopped).
+pub fn launch(dir: &Path, extra: &[&str], env: &[(&str, String)]) -> Server {
+    launch_with(dir, extra, env, Stdio::piped(), Stdio::piped())
+}
+
+/// [`launch`], with stdout and stderr appended to `log` (a long test logs more than a pipe
+/// holds).
+pub fn launch_logged(dir: &Path, extra: &[&str], env: &[(&str, String)], log: &Path) -> Server {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("open the log");
+    let file2 = file.try_clone().expect("clone the log");
+    launch_with(dir, extra, env, file.into(), file2.into())
+}
+
+fn launch_with(
+    dir: &Path,
+    extra: &[&str],
+    env: &[(&str, String)],
+    stdout: Stdio,
+    stderr: Stdio,
+) -> Server {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_railyard"));
+    cmd.env_remove("RUST_LOG")
+        .args([
+            "run",
+            dir.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(extra)
+        .stdout(stdout)
+        .stderr(stderr);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let server = Server {
+        child: cmd.spawn().expect("spawn"),
+        port,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut server = server;
+    while !(TcpStream::connect(("127.0.0.1", port)).is_ok()
+        && http(port, "GET", "/ready", &[], b"").0 == 200)
+    {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(e) = server.child.stderr.as_mut() {
+                let _ = e.read_to_string(&mut err);
+            }
+            panic!("railyard run exited ({status}) before it was ready:\n{err}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "railyard run did not become ready"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+/// SIGTERM, then wait for the exit: in-flight deliveries finish and are acked.
+pub fn stop_gracefully(mut server: Server) {
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "railyard run did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

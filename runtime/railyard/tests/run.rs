@@ -5,63 +5,15 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod common;
-use common::{reference_copy as reference_project, root};
+use common::{
+    Server, free_port, http, launch, reference_copy as reference_project, root, stop_gracefully,
+};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A minimal HTTP/1.1 client: returns (status, headers+body text).
-fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status = resp
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, resp)
-}
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn start(dir: &Path) -> Server {
     start_with_env(dir, &[])
@@ -309,40 +261,6 @@ fn fake_erp(script: Vec<u16>) -> FakeErp {
 
 fn start_with_env(dir: &Path, env: &[(&str, String)]) -> Server {
     launch(dir, &[], env)
-}
-
-/// Starts `railyard run DIR` with extra arguments and environment, and waits until it is ready.
-fn launch(dir: &Path, extra: &[&str], env: &[(&str, String)]) -> Server {
-    let port = free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_railyard"));
-    cmd.env_remove("RUST_LOG")
-        .args([
-            "run",
-            dir.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let server = Server {
-        child: cmd.spawn().expect("spawn"),
-        port,
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !(TcpStream::connect(("127.0.0.1", port)).is_ok()
-        && http(port, "GET", "/ready", &[], b"").0 == 200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "railyard run did not become ready"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    server
 }
 
 #[test]
@@ -888,26 +806,6 @@ fn delete_queue(url: &str, queue: &str) {
             .await
             .unwrap();
     });
-}
-
-/// SIGTERM, then wait for the exit: in-flight deliveries finish and are acked.
-fn stop_gracefully(mut server: Server) {
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while server.child.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "railyard run did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn start_on(dir: &Path, data: &Path, env: &[(&str, String)]) -> Server {

@@ -5,6 +5,12 @@ mod fs;
 mod render;
 mod run;
 
+/// mimalloc instead of glibc's malloc: messages allocate many small JSON values on one thread
+/// and free them on another, which glibc's per-thread arenas handle poorly (see the load runs
+/// in `benches/load/README.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

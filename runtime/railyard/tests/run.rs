@@ -921,7 +921,11 @@ fn ready_is_false_while_a_broker_is_unreachable() {
     let (status, body) = http(server.port, "GET", "/ready", &[], b"");
     assert_eq!(status, 503, "{body}");
     assert!(
-        body.contains("brokers_down") && body.contains("amqp q"),
+        body.contains("brokers_down") && body.contains("amqp q orders"),
         "{body}"
+    );
+    assert!(
+        !body.contains("guest:guest"),
+        "/ready is unauthenticated: it must not show the broker's credentials: {body}"
     );
 }

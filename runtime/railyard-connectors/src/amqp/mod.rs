@@ -13,6 +13,15 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 
+/// Longest wait for a connection and its channel setup. lapin has no timeout of its own: a
+/// connect to a broker that is booting can stay pending for minutes.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for a publisher confirm. After it the message counts as not confirmed (it is
+/// retried; at least once) and the connection is reopened.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for the publisher's lock while another publish (re)opens the connection.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The broker URL when neither the pipeline nor `RAILYARD_AMQP_URL` names one.
 pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -68,18 +77,23 @@ impl Publisher {
     }
 
     async fn open(url: &str, topics: bool) -> Result<(Connection, Channel), String> {
-        let conn = Connection::connect(url, ConnectionProperties::default())
+        let open = async {
+            let conn = Connection::connect(url, ConnectionProperties::default())
+                .await
+                .map_err(|e| format!("cannot connect to the broker: {e}"))?;
+            let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            if topics {
+                declare_topics_exchange(&channel).await?;
+            }
+            Ok((conn, channel))
+        };
+        tokio::time::timeout(OPEN_TIMEOUT, open)
             .await
-            .map_err(|e| format!("cannot connect to the broker: {e}"))?;
-        let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| e.to_string())?;
-        if topics {
-            declare_topics_exchange(&channel).await?;
-        }
-        Ok((conn, channel))
+            .map_err(|_| format!("the broker did not answer within {OPEN_TIMEOUT:?}"))?
     }
 
     /// Publishes `body` and returns once the broker confirmed it (persistent when asked).
@@ -94,7 +108,11 @@ impl Publisher {
         persistent: bool,
     ) -> Result<(), PublishError> {
         let channel = {
-            let mut guard = self.channel.lock().await;
+            // While another publish reopens the connection, fail fast: the caller holds the
+            // message (503, requeue) rather than queueing behind a broker that is down.
+            let mut guard = tokio::time::timeout(LOCK_TIMEOUT, self.channel.lock())
+                .await
+                .map_err(|_| PublishError::unavailable("reconnecting to the broker"))?;
             if guard
                 .as_ref()
                 .is_none_or(|(c, ch)| !c.status().connected() || !ch.status().connected())
@@ -120,21 +138,47 @@ impl Publisher {
         if let Some(id) = &props.correlation_id {
             properties = properties.with_correlation_id(id.as_str().into());
         }
-        let confirm = channel
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                BasicPublishOptions::default(),
-                body,
-                properties,
-            )
-            .await
-            .map_err(|e| PublishError::unavailable(e.to_string()))?;
-        match confirm
-            .await
-            .map_err(|e| PublishError::unavailable(e.to_string()))?
-        {
-            Confirmation::Ack(_) | Confirmation::NotRequested => Ok(()),
+        // Mandatory: a message no queue is bound for comes back instead of vanishing.
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..Default::default()
+        };
+        let confirmed = tokio::time::timeout(CONFIRM_TIMEOUT, async {
+            let confirm = channel
+                .basic_publish(
+                    exchange.into(),
+                    routing_key.into(),
+                    options,
+                    body,
+                    properties,
+                )
+                .await
+                .map_err(|e| PublishError::unavailable(e.to_string()))?;
+            confirm
+                .await
+                .map_err(|e| PublishError::unavailable(e.to_string()))
+        })
+        .await;
+        let confirmation = match confirmed {
+            Ok(c) => c?,
+            Err(_) => {
+                // No confirm in time: the connection is presumably dead. Reopen next time.
+                if let Ok(mut guard) = self.channel.try_lock() {
+                    *guard = None;
+                }
+                return Err(PublishError::unavailable(format!(
+                    "no publisher confirm within {CONFIRM_TIMEOUT:?}"
+                )));
+            }
+        };
+        match confirmation {
+            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+            Confirmation::Ack(Some(_)) => Err(PublishError {
+                unavailable: false,
+                message: format!(
+                    "no queue is bound to exchange `{exchange}` for routing key `{routing_key}`: the message was returned"
+                ),
+            }),
             Confirmation::Nack(_) => Err(PublishError {
                 unavailable: false,
                 message: "the broker refused the message (nack)".to_string(),
@@ -235,12 +279,17 @@ pub async fn consume<F, Fut>(
     F: Fn(Vec<u8>, Props, u32) -> Fut,
     Fut: std::future::Future<Output = Settle>,
 {
-    let mut backoff = Duration::from_millis(500);
+    const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+    let mut backoff = FIRST_BACKOFF;
     while !*stop.borrow() {
         let result = run_consumer(&config, &mut stop, &handle).await;
-        config
+        let was_connected = config
             .connected
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
+        if was_connected {
+            // It worked for a while: the next outage starts over at the first backoff.
+            backoff = FIRST_BACKOFF;
+        }
         match result {
             Ok(()) => return,
             Err(e) => {
@@ -264,56 +313,62 @@ where
     F: Fn(Vec<u8>, Props, u32) -> Fut,
     Fut: std::future::Future<Output = Settle>,
 {
-    let conn = Connection::connect(&config.url, ConnectionProperties::default())
-        .await
-        .map_err(|e| format!("cannot connect to the broker: {e}"))?;
-    let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
-    channel
-        .basic_qos(config.prefetch, BasicQosOptions::default())
-        .await
-        .map_err(|e| e.to_string())?;
-    // Retries are republished on this channel, and acked only once the broker confirmed them.
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .map_err(|e| e.to_string())?;
-    if config.declare {
-        if config.bindings.iter().any(|(x, _)| x == TOPICS_EXCHANGE) {
-            declare_topics_exchange(&channel).await?;
-        }
+    let setup = async {
+        let conn = Connection::connect(&config.url, ConnectionProperties::default())
+            .await
+            .map_err(|e| format!("cannot connect to the broker: {e}"))?;
+        let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
         channel
-            .queue_declare(
-                config.queue.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
+            .basic_qos(config.prefetch, BasicQosOptions::default())
             .await
             .map_err(|e| e.to_string())?;
-        for (exchange, key) in &config.bindings {
+        // Retries are republished on this channel, and acked only once the broker confirmed them.
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        if config.declare {
+            if config.bindings.iter().any(|(x, _)| x == TOPICS_EXCHANGE) {
+                declare_topics_exchange(&channel).await?;
+            }
             channel
-                .queue_bind(
+                .queue_declare(
                     config.queue.as_str().into(),
-                    exchange.as_str().into(),
-                    key.as_str().into(),
-                    QueueBindOptions::default(),
+                    QueueDeclareOptions {
+                        durable: true,
+                        ..Default::default()
+                    },
                     FieldTable::default(),
                 )
                 .await
                 .map_err(|e| e.to_string())?;
+            for (exchange, key) in &config.bindings {
+                channel
+                    .queue_bind(
+                        config.queue.as_str().into(),
+                        exchange.as_str().into(),
+                        key.as_str().into(),
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
         }
-    }
-    let mut consumer = channel
-        .basic_consume(
-            config.queue.as_str().into(),
-            "railyard".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
+        let consumer = channel
+            .basic_consume(
+                config.queue.as_str().into(),
+                "railyard".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((conn, channel, consumer))
+    };
+    let (conn, channel, mut consumer) = tokio::time::timeout(OPEN_TIMEOUT, setup)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| format!("the broker did not answer within {OPEN_TIMEOUT:?}"))??;
     config
         .connected
         .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -382,7 +437,7 @@ async fn settle(
                 lapin::types::AMQPValue::LongUInt(attempt.saturating_add(1)),
             );
             let properties = delivery.properties.clone().with_headers(headers);
-            let copied = async {
+            let copied = tokio::time::timeout(CONFIRM_TIMEOUT, async {
                 let confirm = channel
                     .basic_publish(
                         "".into(),
@@ -393,9 +448,11 @@ async fn settle(
                     )
                     .await
                     .ok()?;
-                matches!(confirm.await.ok()?, Confirmation::Ack(_)).then_some(())
-            }
-            .await;
+                matches!(confirm.await.ok()?, Confirmation::Ack(None)).then_some(())
+            })
+            .await
+            .ok()
+            .flatten();
             match copied {
                 Some(()) => delivery.ack(BasicAckOptions::default()).await,
                 None => delivery.nack(requeue).await,

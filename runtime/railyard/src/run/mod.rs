@@ -954,6 +954,13 @@ fn subscribe_all(store: &Store, live: &Live) -> Result<(), String> {
 
 /// What the project's files look like now: paths, sizes and modification times. Editors'
 /// atomic saves and Kubernetes ConfigMap swaps all change it.
+fn hash_of(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
+
 /// The directories whose files make up a project (what reload watches and fingerprints).
 const PROJECT_DIRS: [&str; 5] = ["pipelines", "mappings", "schemas", "plugins", "tables"];
 
@@ -1187,6 +1194,13 @@ impl Workers {
             }
             if let Some(config) = p.def.input.ok().and_then(|i| i.value.amqp.as_ref()) {
                 let a = &config.value;
+                // The worker's key changes with its whole config, but shows (on `/ready`, in
+                // logs) only the queue and a hash: the config holds the broker's credentials.
+                let amqp_key = format!(
+                    "amqp {name} {} {:016x}",
+                    a.queue.value,
+                    hash_of(&format!("{a:?}"))
+                );
                 let cfg = railyard_connectors::amqp::ConsumerConfig {
                     url: outputs::amqp_url(a.url.as_ref().map(|u| u.value.as_str())),
                     queue: a.queue.value.clone(),
@@ -1202,12 +1216,12 @@ impl Workers {
                             )
                         })
                         .collect(),
-                    connected: rt.broker_flag(&format!("amqp {name} {a:?}")),
+                    connected: rt.broker_flag(&amqp_key),
                 };
                 let rt = rt.clone();
                 let n = name.clone();
                 wanted.insert(
-                    format!("amqp {name} {a:?}"),
+                    amqp_key,
                     Box::new(move |stop| tokio::spawn(amqp_input(rt, n, cfg, stop))),
                 );
             }

@@ -109,8 +109,13 @@ pub fn output(pipeline: &str, output: &str, result: Sent, took: Duration) {
     .record(took);
 }
 
+/// A reload (not the initial load) succeeded or was refused.
 pub fn reload(ok: bool) {
     counter!("railyard_reloads_total", "outcome" => if ok { "ok" } else { "failed" }).increment(1);
+    config_valid(ok);
+}
+
+pub fn config_valid(ok: bool) {
     gauge!("railyard_config_valid").set(if ok { 1.0 } else { 0.0 });
 }
 

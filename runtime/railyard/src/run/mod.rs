@@ -723,7 +723,7 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
             |e| tracing::warn!(error = %e, "Metrics recorder not installed; /metrics is empty."),
         )
         .ok();
-    metrics::reload(true);
+    metrics::config_valid(true);
     for p in live.project.pipelines.values() {
         metrics::pipeline_version(&p.name, p.version);
     }
@@ -879,7 +879,7 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
         let live = rt.live();
         eprintln!(
             "railyard: listening on http://{} — {} pipelines running, {} not started (see /health)",
-            args.listen,
+            listener.local_addr().unwrap_or(args.listen),
             live.running.len(),
             live.not_started.len()
         );

@@ -28,7 +28,7 @@ load=${LOAD_BIN:-$PWD/target/release/railyard-load}
 command -v jq >/dev/null || { echo "jq is not installed (apt-get install jq)" >&2; exit 2; }
 
 tag="ryl-bench-$$"
-queues=("$tag.fwd.src" "$tag.fwd.dst" "$tag.map.src" "$tag.map.dst")
+queues=("$tag.fwd.src" "$tag.fwd.dst" "$tag.fwd2.src" "$tag.fwd2.dst" "$tag.map.src" "$tag.map.dst")
 work=$(mktemp -d)
 pid=""
 cleanup() {
@@ -143,13 +143,19 @@ run() {
   jq .rate "$d" >"$work/$name.rate"
 }
 
-echo "== baseline: forward (consume -> publish with confirms -> ack), prefetch $prefetch, $n messages"
+echo "== baseline: forward (consume -> publish with confirms -> ack), prefetch $prefetch, $n messages, one connection"
 run fwd "$tag.fwd.src" "$tag.fwd.dst" \
   "$load" forward --from "$tag.fwd.src" --to "$tag.fwd.dst" --prefetch "$prefetch"
+echo "== baseline: the same forwarder on two connections (consume, publish), as railyard run connects"
+run fwd2 "$tag.fwd2.src" "$tag.fwd2.dst" \
+  "$load" forward --from "$tag.fwd2.src" --to "$tag.fwd2.dst" --prefetch "$prefetch" --separate-connections
 echo "== railyard run: AMQP -> map canonical-order-to-load-summary -> AMQP (confirms), prefetch $prefetch"
 run map "$tag.map.src" "$tag.map.dst" \
   "$bin" run "$work" --listen 127.0.0.1:0 --no-watch --data "$work/data"
 grep -o 'first body: .*' "$work/map.drain.log" | cut -c1-200 | sed 's/^/   /'
 fwd=$(cat "$work/fwd.rate")
+fwd2=$(cat "$work/fwd2.rate")
 map=$(cat "$work/map.rate")
-echo "== railyard/forwarder: $(awk -v a="$map" -v b="$fwd" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }') ($map / $fwd msg/s)"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+echo "== railyard/forwarder: $(ratio "$map" "$fwd") ($map / $fwd msg/s)"
+echo "== railyard/forwarder on two connections: $(ratio "$map" "$fwd2") ($map / $fwd2 msg/s)"

@@ -379,14 +379,24 @@ pub struct ForwardArgs {
     /// Stop after forwarding this many (0: run until SIGINT/SIGTERM).
     #[arg(short, long, default_value_t = 0)]
     n: u64,
+    /// Consume and publish on two connections, as `railyard run` does (RabbitMQ's advice:
+    /// flow control on a publishing connection must not stall the consumer's acks), instead
+    /// of two channels of one connection.
+    #[arg(long)]
+    separate_connections: bool,
 }
 
 /// Consume → publish with confirms → ack the source once its copy is confirmed. Properties
 /// (message id, persistence) and the body are passed through untouched.
 pub async fn forward(a: ForwardArgs) -> anyhow::Result<bool> {
     let conn = connect(&a.broker.url).await?;
+    let out_conn = if a.separate_connections {
+        Some(connect(&a.broker.url).await?)
+    } else {
+        None
+    };
     let cin = conn.create_channel().await?;
-    let cout = conn.create_channel().await?;
+    let cout = out_conn.as_ref().unwrap_or(&conn).create_channel().await?;
     cout.confirm_select(ConfirmSelectOptions::default()).await?;
     declare(&cout, &a.to).await?;
     declare(&cin, &a.from).await?;

@@ -5,64 +5,16 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 mod common;
-use common::{Server, http, launch, stop_gracefully};
+use common::{
+    Server, delete_queue as delete, http, launch, queue_depth as ready, rabbitmq, stop_gracefully,
+    with_channel,
+};
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn rabbitmq() -> Option<String> {
-    let url = "amqp://guest:guest@127.0.0.1:5672/%2f".to_string();
-    if TcpStream::connect(("127.0.0.1", 5672)).is_ok() {
-        return Some(url);
-    }
-    if std::env::var("RAILYARD_REQUIRE_SERVICES").as_deref() == Ok("1") {
-        panic!("RabbitMQ is not reachable on 127.0.0.1:5672 and RAILYARD_REQUIRE_SERVICES=1");
-    }
-    eprintln!("skipped: RabbitMQ is not reachable on 127.0.0.1:5672");
-    None
-}
-
-/// Runs `f` with a channel to the broker.
-fn with_channel<T>(url: &str, f: impl AsyncFnOnce(&lapin::Channel) -> T) -> T {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
-            .await
-            .unwrap();
-        let ch = conn.create_channel().await.unwrap();
-        let out = f(&ch).await;
-        let _ = conn.close(200, "done".into()).await;
-        out
-    })
-}
-
-/// Ready messages in `queue` (declared durable if missing).
-fn ready(url: &str, queue: &str) -> u32 {
-    with_channel(url, async |ch| {
-        ch.queue_declare(
-            queue.into(),
-            lapin::options::QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            lapin::types::FieldTable::default(),
-        )
-        .await
-        .unwrap()
-        .message_count()
-    })
-}
-
-fn delete(url: &str, queue: &str) {
-    with_channel(url, async |ch| {
-        ch.queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
-            .await
-            .unwrap();
-    })
-}
 
 fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);

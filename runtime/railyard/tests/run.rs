@@ -8,6 +8,7 @@ mod common;
 use common::{
     Server, free_port, http, launch, reference_copy as reference_project, root, stop_gracefully,
 };
+use common::{delete_queue, queue_depth, rabbitmq};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -672,41 +673,6 @@ fn a_file_resumes_after_the_last_record_handed_off_before_a_crash() {
     );
 }
 
-/// RabbitMQ on this machine, or a skip (a failure when `RAILYARD_REQUIRE_SERVICES=1`).
-fn rabbitmq() -> Option<String> {
-    let url = "amqp://guest:guest@127.0.0.1:5672/%2f".to_string();
-    if TcpStream::connect(("127.0.0.1", 5672)).is_ok() {
-        return Some(url);
-    }
-    if std::env::var("RAILYARD_REQUIRE_SERVICES").as_deref() == Ok("1") {
-        panic!("RabbitMQ is not reachable on 127.0.0.1:5672 and RAILYARD_REQUIRE_SERVICES=1");
-    }
-    eprintln!("skipped: RabbitMQ is not reachable on 127.0.0.1:5672");
-    None
-}
-
-fn queue_depth(url: &str, queue: &str) -> u32 {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
-            .await
-            .unwrap();
-        let ch = conn.create_channel().await.unwrap();
-        let q = ch
-            .queue_declare(
-                queue.into(),
-                lapin::options::QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                lapin::types::FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        q.message_count()
-    })
-}
-
 #[test]
 fn messages_cross_rabbitmq_with_confirms_and_acks() {
     let Some(url) = rabbitmq() else { return };
@@ -793,19 +759,6 @@ fn queue_exists(url: &str, queue: &str) -> bool {
         .await
         .is_ok()
     })
-}
-
-fn delete_queue(url: &str, queue: &str) {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
-            .await
-            .unwrap();
-        let ch = conn.create_channel().await.unwrap();
-        ch.queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
-            .await
-            .unwrap();
-    });
 }
 
 fn start_on(dir: &Path, data: &Path, env: &[(&str, String)]) -> Server {

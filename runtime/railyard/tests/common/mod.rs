@@ -191,3 +191,55 @@ pub fn stop_gracefully(mut server: Server) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// RabbitMQ on this machine, or a skip (a failure when `RAILYARD_REQUIRE_SERVICES=1`).
+pub fn rabbitmq() -> Option<String> {
+    let url = "amqp://guest:guest@127.0.0.1:5672/%2f".to_string();
+    if TcpStream::connect(("127.0.0.1", 5672)).is_ok() {
+        return Some(url);
+    }
+    if std::env::var("RAILYARD_REQUIRE_SERVICES").as_deref() == Ok("1") {
+        panic!("RabbitMQ is not reachable on 127.0.0.1:5672 and RAILYARD_REQUIRE_SERVICES=1");
+    }
+    eprintln!("skipped: RabbitMQ is not reachable on 127.0.0.1:5672");
+    None
+}
+
+/// Runs `f` with a channel to the broker at `url`.
+pub fn with_channel<T>(url: &str, f: impl AsyncFnOnce(&lapin::Channel) -> T) -> T {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        let out = f(&ch).await;
+        let _ = conn.close(200, "done".into()).await;
+        out
+    })
+}
+
+/// Ready messages in `queue` (declared durable if missing).
+pub fn queue_depth(url: &str, queue: &str) -> u32 {
+    with_channel(url, async |ch| {
+        ch.queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap()
+        .message_count()
+    })
+}
+
+pub fn delete_queue(url: &str, queue: &str) {
+    with_channel(url, async |ch| {
+        ch.queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
+            .await
+            .unwrap();
+    })
+}

@@ -372,37 +372,36 @@ impl Store {
     /// more attempt). Returns false, and changes nothing, when `delivery` is no longer the
     /// current lease. After a nack the caller's lease is over: acking it returns false.
     pub fn nack(&self, delivery: &Leased, retry_at_ms: i64) -> Result<bool, StoreError> {
-        let n = self
-            .conn()
-            .prepare_cached(
-                "UPDATE deliveries SET available_at = ?4, lease_token = lease_token + 1
-                 WHERE sub = ?1 AND seq = ?2 AND lease_token = ?3",
-            )?
-            .execute(params![
-                delivery.sub,
-                to_i64(delivery.seq),
-                delivery.lease_token,
-                retry_at_ms
-            ])?;
-        Ok(n == 1)
+        self.requeue(delivery, retry_at_ms, true)
     }
 
     /// Like [`Store::nack`], but the attempt does not count: the delivery could not be tried
     /// at all (its destination, a broker, is down), so an outage never exhausts its retries.
     pub fn release(&self, delivery: &Leased, retry_at_ms: i64) -> Result<bool, StoreError> {
-        let n = self
-            .conn()
-            .prepare_cached(
-                "UPDATE deliveries
-                 SET available_at = ?4, lease_token = lease_token + 1, attempt = MAX(attempt - 1, 0)
-                 WHERE sub = ?1 AND seq = ?2 AND lease_token = ?3",
-            )?
-            .execute(params![
-                delivery.sub,
-                to_i64(delivery.seq),
-                delivery.lease_token,
-                retry_at_ms
-            ])?;
+        self.requeue(delivery, retry_at_ms, false)
+    }
+
+    /// Makes a leased delivery ready again at `retry_at_ms`, if the lease is still current.
+    fn requeue(
+        &self,
+        delivery: &Leased,
+        retry_at_ms: i64,
+        counts: bool,
+    ) -> Result<bool, StoreError> {
+        let sql = if counts {
+            "UPDATE deliveries SET available_at = ?4, lease_token = lease_token + 1
+             WHERE sub = ?1 AND seq = ?2 AND lease_token = ?3"
+        } else {
+            "UPDATE deliveries
+             SET available_at = ?4, lease_token = lease_token + 1, attempt = MAX(attempt - 1, 0)
+             WHERE sub = ?1 AND seq = ?2 AND lease_token = ?3"
+        };
+        let n = self.conn().prepare_cached(sql)?.execute(params![
+            delivery.sub,
+            to_i64(delivery.seq),
+            delivery.lease_token,
+            retry_at_ms
+        ])?;
         Ok(n == 1)
     }
 

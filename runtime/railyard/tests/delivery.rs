@@ -11,7 +11,7 @@ use common::{
 };
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,7 +59,7 @@ impl SlowErp {
                 let Ok(mut s) = stream else { continue };
                 let (h, d, st, log) = (h.clone(), d.clone(), st.clone(), log.clone());
                 std::thread::spawn(move || {
-                    let Some((head, body)) = read_request(&mut s) else {
+                    let Some((head, body)) = common::read_request(&mut s) else {
                         return;
                     };
                     let id = head
@@ -101,32 +101,6 @@ impl SlowErp {
 
     fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
-    }
-}
-
-/// Reads one HTTP/1.1 request: head, and body by Content-Length.
-fn read_request(s: &mut TcpStream) -> Option<(String, String)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = s.read(&mut chunk).ok().filter(|n| *n > 0)?;
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_string();
-            let len = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .and_then(|v| v.trim().parse::<usize>().ok())
-                })
-                .unwrap_or(0);
-            while buf.len() < end + 4 + len {
-                let n = s.read(&mut chunk).ok().filter(|n| *n > 0)?;
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            return Some((head, String::from_utf8_lossy(&buf[end + 4..]).to_string()));
-        }
     }
 }
 

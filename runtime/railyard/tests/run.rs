@@ -207,35 +207,7 @@ fn fake_erp(script: Vec<u16>) -> FakeErp {
         let mut script = script.into_iter();
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { continue };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 8192];
-            // Read headers, then the body by Content-Length.
-            let (head, body) = loop {
-                let n = s.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break (String::new(), String::new());
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
-                    let len = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    while buf.len() < end + 4 + len {
-                        let n = s.read(&mut chunk).unwrap_or(0);
-                        if n == 0 {
-                            break;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                    }
-                    break (head, String::from_utf8_lossy(&buf[end + 4..]).to_string());
-                }
-            };
+            let (head, body) = common::read_request(&mut s).unwrap_or_default();
             let id = head
                 .lines()
                 .find_map(|l| {
@@ -742,12 +714,7 @@ fn messages_cross_rabbitmq_with_confirms_and_acks() {
 
 /// A passive declare: true only if the queue already exists on the broker.
 fn queue_exists(url: &str, queue: &str) -> bool {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
-            .await
-            .unwrap();
-        let ch = conn.create_channel().await.unwrap();
+    common::with_channel(url, async |ch| {
         ch.queue_declare(
             queue.into(),
             lapin::options::QueueDeclareOptions {

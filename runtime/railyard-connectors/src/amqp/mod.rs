@@ -44,6 +44,56 @@ async fn declare_topics_exchange(channel: &Channel) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// The queue of consumer group `group` on the topics exchange.
+pub fn topic_queue(group: &str) -> String {
+    format!("railyard.{group}")
+}
+
+/// Declares the queue of every (topic, group) and binds it to [`TOPICS_EXCHANGE`], so what is
+/// published for a consumer group is kept from now on, even before its consumer connects (what
+/// `subscribe` does for the embedded store).
+pub async fn declare_topic_queues(
+    url: &str,
+    subscriptions: &[(String, String)],
+) -> Result<(), String> {
+    let declare = async {
+        let conn = Connection::connect(url, ConnectionProperties::default())
+            .await
+            .map_err(|e| format!("cannot connect to the broker: {e}"))?;
+        let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
+        declare_topics_exchange(&channel).await?;
+        for (topic, group) in subscriptions {
+            let queue = topic_queue(group);
+            channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    QueueDeclareOptions {
+                        durable: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            channel
+                .queue_bind(
+                    queue.as_str().into(),
+                    TOPICS_EXCHANGE.into(),
+                    topic.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let _ = conn.close(200, "declared".into()).await;
+        Ok(())
+    };
+    tokio::time::timeout(OPEN_TIMEOUT, declare)
+        .await
+        .map_err(|_| format!("the broker did not answer within {OPEN_TIMEOUT:?}"))?
+}
+
 /// Message properties Railyard carries across AMQP hops.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Props {
@@ -56,6 +106,9 @@ pub struct Publisher {
     url: String,
     /// Declare [`TOPICS_EXCHANGE`] on every (re)connect.
     topics: bool,
+    /// Publish `mandatory`: a message no queue is bound for fails instead of vanishing. Off for
+    /// topics: like the embedded store, a topic keeps what it has subscribers for.
+    mandatory: bool,
     channel: tokio::sync::Mutex<Option<(Connection, Channel)>>,
 }
 
@@ -64,6 +117,7 @@ impl Publisher {
         Publisher {
             url: url.into(),
             topics: false,
+            mandatory: true,
             channel: tokio::sync::Mutex::new(None),
         }
     }
@@ -72,6 +126,7 @@ impl Publisher {
     pub fn for_topics(url: impl Into<String>) -> Publisher {
         Publisher {
             topics: true,
+            mandatory: false,
             ..Publisher::new(url)
         }
     }
@@ -138,9 +193,8 @@ impl Publisher {
         if let Some(id) = &props.correlation_id {
             properties = properties.with_correlation_id(id.as_str().into());
         }
-        // Mandatory: a message no queue is bound for comes back instead of vanishing.
         let options = BasicPublishOptions {
-            mandatory: true,
+            mandatory: self.mandatory,
             ..Default::default()
         };
         let confirmed = tokio::time::timeout(CONFIRM_TIMEOUT, async {

@@ -705,7 +705,8 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
         .ok()
         .filter(|u| !u.is_empty());
     if let Some(url) = &amqp_topics {
-        tracing::info!(broker = %url, "Topics are carried by RabbitMQ.");
+        tracing::info!(broker = %without_credentials(url), "Topics are carried by RabbitMQ.");
+        declare_broker_topics(url, &live).await;
     }
     let store = Arc::new(store);
     let http = match reqwest::Client::builder()
@@ -941,6 +942,21 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
 
 /// Subscribes every topic consumer of `live`, started or not: what is published for a
 /// pipeline that cannot run yet waits durably.
+/// With topics on a broker: declares and binds the queue of every consumer group of `live`,
+/// started or not, like [`subscribe_all`] for the embedded store. A broker that is down is
+/// logged; each consumer declares its own queue when it connects.
+async fn declare_broker_topics(url: &str, live: &Live) {
+    let subscriptions: Vec<(String, String)> = live
+        .project
+        .pipelines
+        .values()
+        .filter_map(consumed_topic)
+        .collect();
+    if let Err(e) = railyard_connectors::amqp::declare_topic_queues(url, &subscriptions).await {
+        tracing::warn!(error = %e, "Could not declare the topic queues on the broker; each consumer declares its own when it connects.");
+    }
+}
+
 fn subscribe_all(store: &Store, live: &Live) -> Result<(), String> {
     for p in live.project.pipelines.values() {
         if let Some((topic, group)) = consumed_topic(p) {
@@ -952,8 +968,16 @@ fn subscribe_all(store: &Store, live: &Live) -> Result<(), String> {
     Ok(())
 }
 
-/// What the project's files look like now: paths, sizes and modification times. Editors'
-/// atomic saves and Kubernetes ConfigMap swaps all change it.
+/// `amqp://user:secret@host/vhost` without `user:secret@`, for logs.
+fn without_credentials(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
 fn hash_of(text: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -1009,6 +1033,8 @@ fn watch_project(
     }
 }
 
+/// What the project's files look like now: paths, sizes and modification times. Editors'
+/// atomic saves and Kubernetes ConfigMap swaps all change it.
 fn fingerprint(dir: &std::path::Path) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut entries = Vec::new();
@@ -1080,6 +1106,9 @@ async fn reload(
     {
         tracing::error!(error = %e, "Reload rejected; the running version stays.");
         return;
+    }
+    if let Some(url) = &rt.amqp_topics {
+        declare_broker_topics(url, &live).await;
     }
     let live = Arc::new(live);
     let old = rt.live();
@@ -1158,7 +1187,7 @@ impl Workers {
                     Some(url) => {
                         let cfg = railyard_connectors::amqp::ConsumerConfig {
                             url,
-                            queue: format!("railyard.{group}"),
+                            queue: railyard_connectors::amqp::topic_queue(&group),
                             declare: true,
                             prefetch: 32,
                             bindings: vec![(
@@ -1795,5 +1824,29 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_credentials;
+
+    #[test]
+    fn broker_urls_are_logged_without_their_credentials() {
+        let cases = [
+            (
+                "amqp://guest:guest@127.0.0.1:5672/%2f",
+                "amqp://127.0.0.1:5672/%2f",
+            ),
+            (
+                "amqps://u:p%40ss@mq.example.com/prod",
+                "amqps://mq.example.com/prod",
+            ),
+            ("amqp://127.0.0.1:5672", "amqp://127.0.0.1:5672"),
+            ("not a url", "not a url"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(without_credentials(url), shown, "{url}");
+        }
     }
 }

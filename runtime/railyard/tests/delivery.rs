@@ -62,14 +62,7 @@ impl SlowErp {
                     let Some((head, body)) = common::read_request(&mut s) else {
                         return;
                     };
-                    let id = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("x-railyard-message-id:")
-                                .map(|v| v.trim().to_string())
-                        })
-                        .unwrap_or_default();
+                    let id = common::header(&head, "x-railyard-message-id").unwrap_or_default();
                     let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
                     let answered = !h.load(Ordering::SeqCst);
                     if answered {

@@ -208,14 +208,7 @@ fn fake_erp(script: Vec<u16>) -> FakeErp {
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { continue };
             let (head, body) = common::read_request(&mut s).unwrap_or_default();
-            let id = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("x-railyard-message-id:")
-                        .map(|v| v.trim().to_string())
-                })
-                .unwrap_or_default();
+            let id = common::header(&head, "x-railyard-message-id").unwrap_or_default();
             log.lock().unwrap().push((id, body));
             let status = script.next().unwrap_or(201);
             let extra = if status == 429 || status == 503 {

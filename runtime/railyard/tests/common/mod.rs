@@ -269,3 +269,13 @@ pub fn read_request(s: &mut TcpStream) -> Option<(String, String)> {
         }
     }
 }
+
+/// The value of header `name` (lowercase) in a request head from [`read_request`].
+pub fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
+    })
+}

@@ -28,7 +28,8 @@ load=${LOAD_BIN:-$PWD/target/release/railyard-load}
 command -v jq >/dev/null || { echo "jq is not installed (apt-get install jq)" >&2; exit 2; }
 
 tag="ryl-bench-$$"
-queues=("$tag.fwd.src" "$tag.fwd.dst" "$tag.fwd2.src" "$tag.fwd2.dst" "$tag.map.src" "$tag.map.dst")
+queues=("$tag.fwd.src" "$tag.fwd.dst" "$tag.fwd2.src" "$tag.fwd2.dst" "$tag.fwdc.src" "$tag.fwdc.dst"
+  "$tag.map.src" "$tag.map.dst")
 work=$(mktemp -d)
 pid=""
 cleanup() {
@@ -149,13 +150,18 @@ run fwd "$tag.fwd.src" "$tag.fwd.dst" \
 echo "== baseline: the same forwarder on two connections (consume, publish), as railyard run connects"
 run fwd2 "$tag.fwd2.src" "$tag.fwd2.dst" \
   "$load" forward --from "$tag.fwd2.src" --to "$tag.fwd2.dst" --prefetch "$prefetch" --separate-connections
+echo "== baseline: the forwarder on two connections, acks coalesced as railyard run does them"
+run fwdc "$tag.fwdc.src" "$tag.fwdc.dst" \
+  "$load" forward --from "$tag.fwdc.src" --to "$tag.fwdc.dst" --prefetch "$prefetch" --separate-connections --coalesce-acks
 echo "== railyard run: AMQP -> map canonical-order-to-load-summary -> AMQP (confirms), prefetch $prefetch"
 run map "$tag.map.src" "$tag.map.dst" \
   "$bin" run "$work" --listen 127.0.0.1:0 --no-watch --data "$work/data"
 grep -o 'first body: .*' "$work/map.drain.log" | cut -c1-200 | sed 's/^/   /'
 fwd=$(cat "$work/fwd.rate")
 fwd2=$(cat "$work/fwd2.rate")
+fwdc=$(cat "$work/fwdc.rate")
 map=$(cat "$work/map.rate")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 echo "== railyard/forwarder: $(ratio "$map" "$fwd") ($map / $fwd msg/s)"
 echo "== railyard/forwarder on two connections: $(ratio "$map" "$fwd2") ($map / $fwd2 msg/s)"
+echo "== railyard/forwarder with coalesced acks: $(ratio "$map" "$fwdc") ($map / $fwdc msg/s)"

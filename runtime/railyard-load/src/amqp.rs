@@ -12,6 +12,7 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use railyard_connectors::amqp;
 use serde_json::json;
 
 use crate::payload::{Payload, PayloadArgs, dotted, get};
@@ -26,10 +27,17 @@ pub struct Broker {
     pub url: String,
 }
 
+/// Connects, or fails after 10 s: lapin has no timeout of its own, and a connection the broker
+/// drops during the handshake has been seen to leave `connect` pending for good.
 async fn connect(url: &str) -> anyhow::Result<Connection> {
-    Connection::connect(url, ConnectionProperties::default())
-        .await
-        .with_context(|| format!("cannot connect to {url}"))
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        Connection::connect(url, ConnectionProperties::default()),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("no answer from the broker within 10 s"))
+    .and_then(|c| c.map_err(anyhow::Error::from))
+    .with_context(|| format!("cannot connect to {url}"))
 }
 
 async fn declare(channel: &Channel, queue: &str) -> anyhow::Result<u32> {
@@ -384,6 +392,11 @@ pub struct ForwardArgs {
     /// of two channels of one connection.
     #[arg(long)]
     separate_connections: bool,
+    /// Coalesce acks as `railyard run` does (`railyard_connectors::amqp::Acks`): the deliveries
+    /// that finished together are acked with one `multiple` ack up to the oldest still in hand,
+    /// the rest one by one. Without it, each delivery is acked on its own.
+    #[arg(long)]
+    coalesce_acks: bool,
 }
 
 /// Consume → publish with confirms → ack the source once its copy is confirmed. Properties
@@ -416,6 +429,8 @@ pub async fn forward(a: ForwardArgs) -> anyhow::Result<bool> {
     );
     let limit = usize::from(a.prefetch.max(1));
     let mut inflight = FuturesUnordered::new();
+    let mut acking = FuturesUnordered::new();
+    let mut acks = amqp::Acks::default();
     let (mut taken, mut forwarded, mut nacked) = (0u64, 0u64, 0u64);
     let mut first: Option<Instant> = None;
     let mut last = Instant::now();
@@ -439,6 +454,8 @@ pub async fn forward(a: ForwardArgs) -> anyhow::Result<bool> {
                 first.get_or_insert_with(Instant::now);
                 taken += 1;
                 let (cout, to) = (cout.clone(), a.to.clone());
+                let coalesce = a.coalesce_acks;
+                acks.taken(delivery.delivery_tag);
                 inflight.push(async move {
                     let confirm = cout
                         .basic_publish(
@@ -450,6 +467,9 @@ pub async fn forward(a: ForwardArgs) -> anyhow::Result<bool> {
                         )
                         .await?;
                     let ok = !matches!(confirm.await?, Confirmation::Nack(_));
+                    if ok && coalesce {
+                        return anyhow::Ok((delivery.delivery_tag, true, true));
+                    }
                     if ok {
                         delivery.ack(BasicAckOptions::default()).await?;
                     } else {
@@ -457,16 +477,33 @@ pub async fn forward(a: ForwardArgs) -> anyhow::Result<bool> {
                             .nack(BasicNackOptions { requeue: true, ..Default::default() })
                             .await?;
                     }
-                    anyhow::Ok(ok)
+                    anyhow::Ok((delivery.delivery_tag, ok, false))
                 });
             }
             Some(r) = inflight.next(), if !inflight.is_empty() => {
-                if r? { forwarded += 1 } else { nacked += 1 }
+                let mut finished = vec![r?];
+                while let Some(r) = amqp::ready(&mut inflight).await {
+                    finished.push(r?);
+                }
+                for (tag, ok, to_ack) in finished {
+                    if ok { forwarded += 1 } else { nacked += 1 }
+                    acks.done(tag, to_ack);
+                }
+                for (tag, multiple) in acks.flush() {
+                    if let Some(pending) = amqp::ack(&cin, tag, multiple).await {
+                        acking.push(pending);
+                    }
+                }
                 last = Instant::now();
             }
+            Some(acked) = acking.next(), if !acking.is_empty() => acked.map_err(anyhow::Error::msg)?,
             _ = &mut stop, if !stopping => stopping = true,
         }
     }
+    while let Some(acked) = acking.next().await {
+        acked.map_err(anyhow::Error::msg)?;
+    }
+    drop(acking);
     let span = first.map(|f| last - f).unwrap_or_default();
     let _ = cin.close(200, "railyard-load forward done".into()).await;
     close(&conn).await;

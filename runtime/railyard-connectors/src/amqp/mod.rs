@@ -426,10 +426,14 @@ where
     config
         .connected
         .store(true, std::sync::atomic::Ordering::Relaxed);
-    // Deliveries are handled concurrently, up to the prefetch, and each is acked (or returned)
-    // as soon as its own handling finished: acks may leave the broker out of order.
+    // Deliveries are handled concurrently, up to the prefetch. A delivery whose handling says
+    // Ack comes back here and is acked with the others that finished meanwhile: the ones below
+    // every delivery still in hand with one `multiple` ack, the others one by one, so a slow
+    // message never holds back anyone's ack. Requeues and retries settle on their own.
     let limit = usize::from(config.prefetch.max(1));
     let mut inflight = futures_util::stream::FuturesUnordered::new();
+    let mut acking = futures_util::stream::FuturesUnordered::new();
+    let mut acks = Acks::default();
     loop {
         tokio::select! {
             next = consumer.next(), if inflight.len() < limit => {
@@ -447,23 +451,128 @@ where
                         .map(|s| s.to_string()),
                 };
                 let attempt = attempt_of(&delivery);
+                acks.taken(delivery.delivery_tag);
                 let handled = handle(delivery.data.clone(), props, attempt);
-                inflight.push(async move { (delivery, attempt, handled.await) });
+                let (channel, queue) = (&channel, config.queue.as_str());
+                inflight.push(async move {
+                    let tag = delivery.delivery_tag;
+                    match handled.await {
+                        Settle::Ack => Ok((tag, true)),
+                        how => settle(channel, queue, &delivery, attempt, how)
+                            .await
+                            .map(|()| (tag, false)),
+                    }
+                });
             }
-            Some((delivery, attempt, how)) = inflight.next(), if !inflight.is_empty() => {
-                settle(&channel, &config.queue, &delivery, attempt, how).await?;
+            Some(handled) = inflight.next(), if !inflight.is_empty() => {
+                let (tag, to_ack) = handled?;
+                acks.done(tag, to_ack);
+                // Whatever else finished by now goes out with it.
+                while let Some(handled) = ready(&mut inflight).await {
+                    let (tag, to_ack) = handled?;
+                    acks.done(tag, to_ack);
+                }
+                for (tag, multiple) in acks.flush() {
+                    if let Some(pending) = ack(&channel, tag, multiple).await {
+                        acking.push(pending);
+                    }
+                }
             }
+            Some(acked) = acking.next(), if !acking.is_empty() => acked?,
             _ = stop.changed() => {
                 // Shutdown drains: stop taking deliveries, finish and settle the ones in hand;
                 // the prefetched rest goes back to the queue when the channel closes.
-                while let Some((delivery, attempt, how)) = inflight.next().await {
-                    settle(&channel, &config.queue, &delivery, attempt, how).await?;
+                while let Some(handled) = inflight.next().await {
+                    let (tag, to_ack) = handled?;
+                    acks.done(tag, to_ack);
+                }
+                for (tag, multiple) in acks.flush() {
+                    if let Some(pending) = ack(&channel, tag, multiple).await {
+                        acking.push(pending);
+                    }
+                }
+                while let Some(acked) = acking.next().await {
+                    acked?;
                 }
                 let _ = channel.close(200, "railyard is stopping".into()).await;
                 let _ = conn.close(200, "railyard is stopping".into()).await;
                 return Ok(());
             }
         }
+    }
+}
+
+/// The next item of `stream` if one is ready now, without waiting.
+pub async fn ready<S: futures_util::Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
+    std::future::poll_fn(|cx| match stream.poll_next_unpin(cx) {
+        std::task::Poll::Ready(item) => std::task::Poll::Ready(item),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
+}
+
+pub type Acking<'c> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'c>>;
+
+/// Sends an ack for `tag` now, and returns what is left to wait for (the frame being written).
+/// The frame is queued on the channel before this returns, so acks leave in the order they
+/// were asked for: a `multiple` ack never overtakes a plain ack of a tag it covers (which the
+/// broker would refuse as an unknown tag). `Acker::ack` goes through lapin's internal RPC,
+/// which spawns a task per ack and gives no order.
+pub async fn ack(channel: &Channel, tag: u64, multiple: bool) -> Option<Acking<'_>> {
+    let mut pending: Acking<'_> = Box::pin(async move {
+        channel
+            .basic_ack(tag, BasicAckOptions { multiple })
+            .await
+            .map_err(|e| e.to_string())
+    });
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(pending.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(Ok(())) => None,
+        std::task::Poll::Ready(Err(e)) => Some(Box::pin(async move { Err(e) })),
+        std::task::Poll::Pending => Some(pending),
+    }
+}
+
+/// Coalesced acks for one channel: the delivery tags still in hand, and the handled ones
+/// waiting for their ack.
+#[derive(Debug, Default)]
+pub struct Acks {
+    in_hand: std::collections::BTreeSet<u64>,
+    done: Vec<u64>,
+}
+
+impl Acks {
+    /// A delivery was taken from the consumer.
+    pub fn taken(&mut self, tag: u64) {
+        self.in_hand.insert(tag);
+    }
+
+    /// A delivery's handling ended: to be acked (`ack`), or already settled otherwise (nacked,
+    /// or acked on its own).
+    pub fn done(&mut self, tag: u64, ack: bool) {
+        self.in_hand.remove(&tag);
+        if ack {
+            self.done.push(tag);
+        }
+    }
+
+    /// The acks to send, as (tag, multiple): one `multiple` ack for the highest done tag below
+    /// every tag still in hand (the broker delivers tags in order, so everything below it was
+    /// taken and settled), and a plain ack for each done tag above one still in hand.
+    pub fn flush(&mut self) -> Vec<(u64, bool)> {
+        let floor = self.in_hand.first().copied().unwrap_or(u64::MAX);
+        let mut acks: Vec<(u64, bool)> = self
+            .done
+            .iter()
+            .filter(|&&tag| tag > floor)
+            .map(|&tag| (tag, false))
+            .collect();
+        if let Some(&below) = self.done.iter().filter(|&&tag| tag < floor).max() {
+            acks.push((below, true));
+        }
+        self.done.clear();
+        acks
     }
 }
 
@@ -514,4 +623,38 @@ async fn settle(
         }
     };
     settled.map(drop).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Acks;
+
+    #[test]
+    fn done_tags_below_every_tag_in_hand_share_one_multiple_ack() {
+        let mut acks = Acks::default();
+        for tag in 1..=5 {
+            acks.taken(tag);
+        }
+        acks.done(2, true);
+        acks.done(1, true);
+        acks.done(3, false);
+        acks.done(5, true);
+        // 4 is still in hand: 1-3 go with one multiple ack of 2 (3 was settled on its own),
+        // 5 alone.
+        assert_eq!(acks.flush(), vec![(5, false), (2, true)]);
+        assert_eq!(acks.flush(), vec![]);
+        acks.done(4, true);
+        assert_eq!(acks.flush(), vec![(4, true)]);
+    }
+
+    #[test]
+    fn a_slow_delivery_does_not_hold_back_the_acks_after_it() {
+        let mut acks = Acks::default();
+        for tag in 10..=12 {
+            acks.taken(tag);
+        }
+        acks.done(11, true);
+        acks.done(12, true);
+        assert_eq!(acks.flush(), vec![(11, false), (12, false)]);
+    }
 }

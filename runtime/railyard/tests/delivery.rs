@@ -41,8 +41,13 @@ struct SlowErp {
     delay_ms: Arc<std::sync::atomic::AtomicU64>,
     /// The status it answers with (201 unless set).
     status: Arc<std::sync::atomic::AtomicU16>,
+    /// When set, decides instead of `hang` and `status`: given the body's `n` and how many
+    /// requests with that `n` came before, the status to answer with, or `None` to hang.
+    script: Arc<Mutex<Option<Script>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
+
+type Script = Box<dyn Fn(i64, usize) -> Option<u16> + Send>;
 
 impl SlowErp {
     fn start() -> SlowErp {
@@ -52,25 +57,44 @@ impl SlowErp {
         let delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let status = Arc::new(std::sync::atomic::AtomicU16::new(201));
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let script: Arc<Mutex<Option<Script>>> = Arc::default();
         let (h, d, st, log) = (hang.clone(), delay_ms.clone(), status.clone(), seen.clone());
+        let sc = script.clone();
         let status2 = status;
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut s) = stream else { continue };
                 let (h, d, st, log) = (h.clone(), d.clone(), st.clone(), log.clone());
+                let sc = sc.clone();
                 std::thread::spawn(move || {
                     let Some((head, body)) = common::read_request(&mut s) else {
                         return;
                     };
                     let id = common::header(&head, "x-railyard-message-id").unwrap_or_default();
-                    let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
-                    let answered = !h.load(Ordering::SeqCst);
+                    let body: serde_json::Value =
+                        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+                    let scripted = sc.lock().unwrap().as_ref().map(|f| {
+                        let n = body["n"].as_i64().unwrap_or(-1);
+                        let before = log
+                            .lock()
+                            .unwrap()
+                            .iter()
+                            .filter(|s| s.body["n"].as_i64() == Some(n))
+                            .count();
+                        f(n, before)
+                    });
+                    let answered = match scripted {
+                        Some(answer) => answer.is_some(),
+                        None => !h.load(Ordering::SeqCst),
+                    };
                     if answered {
                         std::thread::sleep(Duration::from_millis(d.load(Ordering::SeqCst)));
                     }
                     log.lock().unwrap().push(Seen { id, body, answered });
                     if answered {
-                        let code = st.load(Ordering::SeqCst);
+                        let code = scripted
+                            .flatten()
+                            .unwrap_or_else(|| st.load(Ordering::SeqCst));
                         let _ = s.write_all(
                             format!("HTTP/1.1 {code} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}")
                                 .as_bytes(),
@@ -88,6 +112,7 @@ impl SlowErp {
             hang,
             delay_ms,
             status: status2,
+            script,
             seen,
         }
     }
@@ -729,5 +754,141 @@ fn moving_a_schedule_within_its_file_does_not_restart_it_and_changing_it_does() 
         restarts[0].contains("2h") || restarts[0].contains("3600"),
         "{}",
         restarts[0]
+    );
+}
+
+/// Acks are coalesced (one `multiple` ack for the deliveries below the oldest one in hand):
+/// a delivery still at the ERP must not be acked along with the faster ones after it. The
+/// first of 20 hangs at the ERP while the other 19 are answered and acked; the runtime is
+/// killed; the broker gives back exactly that one, and it is delivered after the restart.
+#[test]
+fn a_slow_delivery_is_not_acked_with_the_faster_ones_after_it() {
+    let Some(url) = rabbitmq() else { return };
+    let queue = format!("railyard.test.floor.{}", std::process::id());
+    let _ = ready(&url, &queue);
+    let erp = SlowErp::start();
+    erp.hang.store(false, Ordering::SeqCst);
+    *erp.script.lock().unwrap() = Some(Box::new(|n, _| (n != 0).then_some(201)));
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, data) = (tmp.path().join("project"), tmp.path().join("data"));
+    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+    std::fs::write(
+        dir.join("pipelines/to-erp.yaml"),
+        format!(
+            "pipeline: to-erp\ninput:\n  amqp: {{ queue: \"{queue}\", prefetch: 32 }}\noutput:\n  http: {{ url: \"http://127.0.0.1:{}/orders\", timeout: 5m }}\n",
+            erp.port
+        ),
+    )
+    .unwrap();
+    let args = ["--data", data.to_str().unwrap(), "--no-watch"];
+    let server = launch(&dir, &args, &[]);
+    let bodies: Vec<(String, serde_json::Value)> = (0..20)
+        .map(|n| (format!("f-{n}"), serde_json::json!({ "n": n })))
+        .collect();
+    publish(&url, &queue, &bodies);
+    let answered = |erp: &SlowErp| erp.seen().iter().filter(|s| s.answered).count();
+    wait_until("19 answered and the first held", 30, || {
+        answered(&erp) == 19 && erp.seen().len() == 20
+    });
+    // Give the acks of the 19 time to reach the broker.
+    std::thread::sleep(Duration::from_millis(500));
+    kill(server);
+    wait_until("the held delivery is back in the queue", 30, || {
+        ready(&url, &queue) >= 1
+    });
+    assert_eq!(
+        ready(&url, &queue),
+        1,
+        "only the unanswered delivery comes back; the 19 answered were acked"
+    );
+
+    *erp.script.lock().unwrap() = None;
+    let server = launch(&dir, &args, &[]);
+    wait_until("the first is answered after the restart", 30, || {
+        answered(&erp) == 20
+    });
+    stop_gracefully(server);
+    assert_eq!(ready(&url, &queue), 0);
+    delete(&url, &queue);
+    let mut ns: Vec<i64> = erp
+        .seen()
+        .iter()
+        .filter(|s| s.answered)
+        .map(|s| s.body["n"].as_i64().unwrap())
+        .collect();
+    ns.sort();
+    assert_eq!(
+        ns,
+        (0..20).collect::<Vec<i64>>(),
+        "each answered exactly once"
+    );
+}
+
+/// Retries (a confirmed copy, then an ack of the original on its own) interleave with the
+/// coalesced acks of the deliveries around them. If a `multiple` ack ever covered a tag acked
+/// on its own after it, the broker would close the channel (unknown delivery tag) and
+/// everything in hand would be redelivered: duplicates at the ERP.
+#[test]
+fn retries_interleaved_with_coalesced_acks_deliver_each_message_once() {
+    let Some(url) = rabbitmq() else { return };
+    let queue = format!("railyard.test.coalesce.{}", std::process::id());
+    let _ = ready(&url, &queue);
+    let erp = SlowErp::start();
+    erp.hang.store(false, Ordering::SeqCst);
+    // Every 7th message fails its first attempt.
+    *erp.script.lock().unwrap() = Some(Box::new(|n, before| {
+        Some(if n % 7 == 0 && before == 0 { 503 } else { 201 })
+    }));
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, data) = (tmp.path().join("project"), tmp.path().join("data"));
+    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+    std::fs::write(
+        dir.join("pipelines/to-erp.yaml"),
+        format!(
+            "pipeline: to-erp\ninput:\n  amqp: {{ queue: \"{queue}\", prefetch: 32 }}\noutput:\n  http: {{ url: \"http://127.0.0.1:{}/orders\" }}\non_error:\n  retry: {{ attempts: 3, backoff: fixed, initial: 10ms }}\n",
+            erp.port
+        ),
+    )
+    .unwrap();
+    let log = tmp.path().join("railyard.log");
+    let server = common::launch_logged(
+        &dir,
+        &["--data", data.to_str().unwrap(), "--no-watch"],
+        &[],
+        &log,
+    );
+    let total = 300;
+    let bodies: Vec<(String, serde_json::Value)> = (0..total)
+        .map(|n| (format!("c-{n}"), serde_json::json!({ "n": n })))
+        .collect();
+    publish(&url, &queue, &bodies);
+    let failed_first = (0..total).filter(|n| n % 7 == 0).count();
+    wait_until("every message answered 201", 60, || {
+        erp.seen().len() >= total as usize + failed_first
+    });
+    // Anything duplicated would arrive a little later.
+    std::thread::sleep(Duration::from_millis(500));
+    stop_gracefully(server);
+    assert_eq!(ready(&url, &queue), 0, "every delivery was acked");
+    delete(&url, &queue);
+    let seen = erp.seen();
+    let mut per_n = vec![0usize; total as usize];
+    for s in &seen {
+        per_n[s.body["n"].as_u64().unwrap() as usize] += 1;
+    }
+    let wrong: Vec<(usize, usize)> = per_n
+        .iter()
+        .enumerate()
+        .filter(|(n, c)| **c != if n % 7 == 0 { 2 } else { 1 })
+        .map(|(n, c)| (n, *c))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "(n, requests): every 7th twice (503, then 201), the rest once: {wrong:?}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("lost its broker"),
+        "the consumer's channel never broke:\n{text}"
     );
 }

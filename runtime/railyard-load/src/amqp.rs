@@ -489,11 +489,7 @@ pub async fn forward(a: ForwardArgs) -> anyhow::Result<bool> {
                     if ok { forwarded += 1 } else { nacked += 1 }
                     acks.done(tag, to_ack);
                 }
-                for (tag, multiple) in acks.flush() {
-                    if let Some(pending) = amqp::ack(&cin, tag, multiple).await {
-                        acking.push(pending);
-                    }
-                }
+                acks.send(&cin, &mut acking).await.map_err(anyhow::Error::msg)?;
                 last = Instant::now();
             }
             Some(acked) = acking.next(), if !acking.is_empty() => acked.map_err(anyhow::Error::msg)?,

@@ -122,6 +122,28 @@ impl SlowErp {
     }
 }
 
+/// A project with one pipeline, `to-erp`: AMQP `queue` (with `prefetch`) → POST to the ERP on
+/// `port`, then `extra` YAML (e.g. an `on_error`). Returns the temp dir, the project and its
+/// data dir.
+fn to_erp_project(
+    queue: &str,
+    prefetch: u16,
+    port: u16,
+    extra: &str,
+) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, data) = (tmp.path().join("project"), tmp.path().join("data"));
+    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+    std::fs::write(
+        dir.join("pipelines/to-erp.yaml"),
+        format!(
+            "pipeline: to-erp\ninput:\n  amqp: {{ queue: \"{queue}\", prefetch: {prefetch} }}\noutput:\n  http: {{ url: \"http://127.0.0.1:{port}/orders\", timeout: 5m }}\n{extra}"
+        ),
+    )
+    .unwrap();
+    (tmp, dir, data)
+}
+
 fn kill(mut server: Server) {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
@@ -540,17 +562,7 @@ fn a_graceful_stop_finishes_what_is_in_flight_and_leaves_the_rest_queued() {
     let erp = SlowErp::start();
     erp.hang.store(false, Ordering::SeqCst);
     erp.delay_ms.store(1_500, Ordering::SeqCst);
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, data) = (tmp.path().join("project"), tmp.path().join("data"));
-    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
-    std::fs::write(
-        dir.join("pipelines/to-erp.yaml"),
-        format!(
-            "pipeline: to-erp\ninput:\n  amqp: {{ queue: \"{queue}\", prefetch: 4 }}\noutput:\n  http: {{ url: \"http://127.0.0.1:{}/orders\" }}\n",
-            erp.port
-        ),
-    )
-    .unwrap();
+    let (_tmp, dir, data) = to_erp_project(&queue, 4, erp.port, "");
     let args = ["--data", data.to_str().unwrap(), "--no-watch"];
     let server = launch(&dir, &args, &[]);
     let bodies: Vec<(String, serde_json::Value)> = (0..10)
@@ -662,17 +674,8 @@ fn an_amqp_message_is_retried_with_a_count_then_dead_lettered() {
     let erp = SlowErp::start();
     erp.hang.store(false, Ordering::SeqCst);
     erp.status.store(503, Ordering::SeqCst);
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, data) = (tmp.path().join("project"), tmp.path().join("data"));
-    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
-    std::fs::write(
-        dir.join("pipelines/to-erp.yaml"),
-        format!(
-            "pipeline: to-erp\ninput:\n  amqp: {{ queue: \"{queue}\" }}\noutput:\n  http: {{ url: \"http://127.0.0.1:{}/orders\" }}\non_error:\n  retry: {{ attempts: 3, backoff: fixed, initial: 50ms }}\n",
-            erp.port
-        ),
-    )
-    .unwrap();
+    let retry = "on_error:\n  retry: { attempts: 3, backoff: fixed, initial: 50ms }\n";
+    let (_tmp, dir, data) = to_erp_project(&queue, 16, erp.port, retry);
     let server = launch(&dir, &["--data", data.to_str().unwrap(), "--no-watch"], &[]);
     publish(
         &url,
@@ -769,17 +772,7 @@ fn a_slow_delivery_is_not_acked_with_the_faster_ones_after_it() {
     let erp = SlowErp::start();
     erp.hang.store(false, Ordering::SeqCst);
     *erp.script.lock().unwrap() = Some(Box::new(|n, _| (n != 0).then_some(201)));
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, data) = (tmp.path().join("project"), tmp.path().join("data"));
-    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
-    std::fs::write(
-        dir.join("pipelines/to-erp.yaml"),
-        format!(
-            "pipeline: to-erp\ninput:\n  amqp: {{ queue: \"{queue}\", prefetch: 32 }}\noutput:\n  http: {{ url: \"http://127.0.0.1:{}/orders\", timeout: 5m }}\n",
-            erp.port
-        ),
-    )
-    .unwrap();
+    let (_tmp, dir, data) = to_erp_project(&queue, 32, erp.port, "");
     let args = ["--data", data.to_str().unwrap(), "--no-watch"];
     let server = launch(&dir, &args, &[]);
     let bodies: Vec<(String, serde_json::Value)> = (0..20)
@@ -839,17 +832,8 @@ fn retries_interleaved_with_coalesced_acks_deliver_each_message_once() {
     *erp.script.lock().unwrap() = Some(Box::new(|n, before| {
         Some(if n % 7 == 0 && before == 0 { 503 } else { 201 })
     }));
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, data) = (tmp.path().join("project"), tmp.path().join("data"));
-    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
-    std::fs::write(
-        dir.join("pipelines/to-erp.yaml"),
-        format!(
-            "pipeline: to-erp\ninput:\n  amqp: {{ queue: \"{queue}\", prefetch: 32 }}\noutput:\n  http: {{ url: \"http://127.0.0.1:{}/orders\" }}\non_error:\n  retry: {{ attempts: 3, backoff: fixed, initial: 10ms }}\n",
-            erp.port
-        ),
-    )
-    .unwrap();
+    let retry = "on_error:\n  retry: { attempts: 3, backoff: fixed, initial: 10ms }\n";
+    let (tmp, dir, data) = to_erp_project(&queue, 32, erp.port, retry);
     let log = tmp.path().join("railyard.log");
     let server = common::launch_logged(
         &dir,

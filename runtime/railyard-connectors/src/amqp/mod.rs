@@ -472,11 +472,7 @@ where
                     let (tag, to_ack) = handled?;
                     acks.done(tag, to_ack);
                 }
-                for (tag, multiple) in acks.flush() {
-                    if let Some(pending) = ack(&channel, tag, multiple).await {
-                        acking.push(pending);
-                    }
-                }
+                acks.send(&channel, &mut acking).await?;
             }
             Some(acked) = acking.next(), if !acking.is_empty() => acked?,
             _ = stop.changed() => {
@@ -486,11 +482,7 @@ where
                     let (tag, to_ack) = handled?;
                     acks.done(tag, to_ack);
                 }
-                for (tag, multiple) in acks.flush() {
-                    if let Some(pending) = ack(&channel, tag, multiple).await {
-                        acking.push(pending);
-                    }
-                }
+                acks.send(&channel, &mut acking).await?;
                 while let Some(acked) = acking.next().await {
                     acked?;
                 }
@@ -511,6 +503,7 @@ pub async fn ready<S: futures_util::Stream + Unpin>(stream: &mut S) -> Option<S:
     .await
 }
 
+/// An ack whose frame is queued on its channel, until it is written.
 pub type Acking<'c> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'c>>;
 
@@ -519,7 +512,7 @@ pub type Acking<'c> =
 /// were asked for: a `multiple` ack never overtakes a plain ack of a tag it covers (which the
 /// broker would refuse as an unknown tag). `Acker::ack` goes through lapin's internal RPC,
 /// which spawns a task per ack and gives no order.
-pub async fn ack(channel: &Channel, tag: u64, multiple: bool) -> Option<Acking<'_>> {
+async fn ack(channel: &Channel, tag: u64, multiple: bool) -> Result<Option<Acking<'_>>, String> {
     let mut pending: Acking<'_> = Box::pin(async move {
         channel
             .basic_ack(tag, BasicAckOptions { multiple })
@@ -528,9 +521,8 @@ pub async fn ack(channel: &Channel, tag: u64, multiple: bool) -> Option<Acking<'
     });
     let first = std::future::poll_fn(|cx| std::task::Poll::Ready(pending.as_mut().poll(cx))).await;
     match first {
-        std::task::Poll::Ready(Ok(())) => None,
-        std::task::Poll::Ready(Err(e)) => Some(Box::pin(async move { Err(e) })),
-        std::task::Poll::Pending => Some(pending),
+        std::task::Poll::Ready(done) => done.map(|()| None),
+        std::task::Poll::Pending => Ok(Some(pending)),
     }
 }
 
@@ -573,6 +565,21 @@ impl Acks {
         }
         self.done.clear();
         acks
+    }
+
+    /// Sends what [`Acks::flush`] gives on `channel`, in order; the acks whose frames are still
+    /// to be written join `acking`.
+    pub async fn send<'c>(
+        &mut self,
+        channel: &'c Channel,
+        acking: &mut futures_util::stream::FuturesUnordered<Acking<'c>>,
+    ) -> Result<(), String> {
+        for (tag, multiple) in self.flush() {
+            if let Some(pending) = ack(channel, tag, multiple).await? {
+                acking.push(pending);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -6,8 +6,8 @@
 
 mod common;
 use common::{
-    Server, delete_queue as delete, http, launch, queue_depth as ready, rabbitmq, stop_gracefully,
-    with_channel,
+    Server, delete_queue as delete, http, launch, metric, queue_depth as ready, rabbitmq,
+    stop_gracefully, with_channel,
 };
 
 use std::io::{Read, Write};
@@ -247,14 +247,6 @@ fn get(port: u16, path: &str) -> String {
 
 fn health(port: u16) -> serde_json::Value {
     serde_json::from_str(&get(port, "/health")).unwrap()
-}
-
-fn metric(metrics: &str, line_prefix: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(line_prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 #[test]

@@ -229,6 +229,14 @@ fn start_with_env(dir: &Path, env: &[(&str, String)]) -> Server {
     launch(dir, &[], env)
 }
 
+/// `railyard_messages_total` of `pipeline` and `outcome` on a `/metrics` page.
+fn messages_total(metrics: &str, pipeline: &str, outcome: &str) -> Option<f64> {
+    common::metric(
+        metrics,
+        &format!("railyard_messages_total{{pipeline=\"{pipeline}\",outcome=\"{outcome}\"}}"),
+    )
+}
+
 #[test]
 fn the_erp_output_retries_503_and_429_then_posts_exactly_the_mapped_order() {
     let erp = fake_erp(vec![503, 429]);
@@ -284,6 +292,14 @@ fn the_erp_output_retries_503_and_429_then_posts_exactly_the_mapped_order() {
     assert_eq!(
         posted, expected,
         "the BC deep-insert body is the mapping's output"
+    );
+    let metrics = http(server.port, "GET", "/metrics", &[], b"").1;
+    let count = |outcome: &str| messages_total(&metrics, "order-to-erp", outcome);
+    assert_eq!(count("retried"), Some(2.0), "{metrics}");
+    assert_eq!(
+        count("delivered"),
+        Some(1.0),
+        "delivered once, after the 201: {metrics}"
     );
     drop(server);
     let store = railyard_store::Store::open(&tmp.path().join("data/railyard.db")).unwrap();
@@ -343,6 +359,10 @@ fn a_rejected_order_is_dead_lettered_not_retried() {
     }
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(erp.seen.lock().unwrap().len(), 1, "a 400 is not retried");
+    let metrics = http(server.port, "GET", "/metrics", &[], b"").1;
+    let count = |outcome: &str| messages_total(&metrics, "order-to-erp", outcome);
+    assert_eq!(count("dead_lettered"), Some(1.0), "{metrics}");
+    assert_eq!(count("delivered"), None, "never delivered: {metrics}");
 }
 
 #[test]

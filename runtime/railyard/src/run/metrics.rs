@@ -5,7 +5,7 @@
 //!
 //! | metric | labels | what |
 //! |---|---|---|
-//! | `railyard_messages_total` | pipeline, outcome | `in`, `delivered`, `dropped`, `failed`, `dead_lettered`, `retried`, `held` |
+//! | `railyard_messages_total` | pipeline, outcome | `in`; `delivered` (every output confirmed); `dropped` (by a step); `failed` (in a step); `dead_lettered`; `retried` (an output failed, the message goes back to its source); `held` (a destination is unreachable) |
 //! | `railyard_message_duration_seconds` | pipeline | one message: steps and every output confirmed |
 //! | `railyard_step_messages_total` | pipeline, step, outcome | `in`, `out`, `failed`, `dropped` per step |
 //! | `railyard_step_duration_seconds` | pipeline, step | one step over the messages that reached it |

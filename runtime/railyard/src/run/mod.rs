@@ -336,7 +336,6 @@ impl Runtime {
         outcome: Outcome<'_>,
         inline: bool,
     ) -> Result<(), SendError> {
-        metrics::messages(&pipeline.name, "delivered", outcome.delivered.len() as u64);
         metrics::messages(&pipeline.name, "dropped", outcome.dropped.len() as u64);
         metrics::messages(&pipeline.name, "failed", outcome.failed.len() as u64);
         let ctx = outputs::OutputCtx {
@@ -354,6 +353,7 @@ impl Runtime {
             outputs::blocking(inline, move || write_dead_letter(&store, &entry))
         };
         for d in &outcome.delivered {
+            let mut delivered = true;
             for (i, o) in d.outputs.iter().enumerate() {
                 let started = Instant::now();
                 let sent = outputs::send(&ctx, o, &d.message).await;
@@ -374,10 +374,19 @@ impl Runtime {
                         dead_letter(&d.message, &step, error)
                             .await
                             .map_err(store_error)??;
+                        delivered = false;
                         break;
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        // The whole message goes back to its source, to be tried again.
+                        let outcome = if e.held { "held" } else { "retried" };
+                        metrics::messages(&pipeline.name, outcome, 1);
+                        return Err(e);
+                    }
                 }
+            }
+            if delivered {
+                metrics::messages(&pipeline.name, "delivered", 1);
             }
         }
         for d in &outcome.dropped {

@@ -279,3 +279,13 @@ pub fn header(head: &str, name: &str) -> Option<String> {
             .then(|| v.trim().to_string())
     })
 }
+
+/// The value of the first line of a Prometheus text page starting with `line_prefix` (a
+/// metric name with its labels).
+pub fn metric(metrics: &str, line_prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}

@@ -868,3 +868,51 @@ fn retries_interleaved_with_coalesced_acks_deliver_each_message_once() {
         "the consumer's channel never broke:\n{text}"
     );
 }
+
+/// A delivery waiting out its retry backoff (ten minutes here) does not hold up a stop: it
+/// settles at once, back in the queue with its next attempt, and nothing is lost.
+#[test]
+fn a_stop_does_not_wait_out_a_retry_backoff() {
+    let Some(url) = rabbitmq() else { return };
+    let queue = format!("railyard.test.backoff.{}", std::process::id());
+    let _ = ready(&url, &queue);
+    let erp = SlowErp::start();
+    erp.hang.store(false, Ordering::SeqCst);
+    erp.status.store(503, Ordering::SeqCst);
+    let retry = "on_error:\n  retry: { attempts: 5, backoff: fixed, initial: 10m }\n";
+    let (_tmp, dir, data) = to_erp_project(&queue, 4, erp.port, retry);
+    let server = launch(&dir, &["--data", data.to_str().unwrap(), "--no-watch"], &[]);
+    publish(
+        &url,
+        &queue,
+        &[("slow-1".to_string(), serde_json::json!({"n": 1}))],
+    );
+    wait_until("the first attempt failed", 30, || erp.seen().len() == 1);
+    // stop_gracefully fails unless the process exits within 30 s.
+    stop_gracefully(server);
+    let back = with_channel(&url, async |ch| {
+        ch.basic_get(
+            queue.as_str().into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap()
+    });
+    delete(&url, &queue);
+    let back = back.expect("the message is back in the queue");
+    assert_eq!(
+        back.properties.message_id().as_ref().map(|s| s.as_str()),
+        Some("slow-1")
+    );
+    let attempt = back
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get("x-railyard-attempt").cloned());
+    assert_eq!(
+        attempt,
+        Some(lapin::types::AMQPValue::LongUInt(2)),
+        "it comes back as the second attempt"
+    );
+    assert_eq!(erp.seen().len(), 1, "not retried early");
+}

@@ -1584,19 +1584,26 @@ async fn amqp_input(
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let queue = config.queue.clone();
+    let stopping = stop.clone();
     railyard_connectors::amqp::consume(config, stop, move |data, props, attempt| {
         let queue = queue.clone();
-        amqp_delivery(rt.clone(), pipeline.clone(), attempt, move |_| {
-            let body = serde_json::from_slice::<Value>(&data)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&data).into_owned()));
-            let origin = Origin {
-                id: props.message_id,
-                correlation_id: props.correlation_id,
-                source: format!("amqp:{queue}"),
-                ..Origin::default()
-            };
-            Input::Payload { body, origin }
-        })
+        amqp_delivery(
+            rt.clone(),
+            pipeline.clone(),
+            attempt,
+            stopping.clone(),
+            move |_| {
+                let body = serde_json::from_slice::<Value>(&data)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&data).into_owned()));
+                let origin = Origin {
+                    id: props.message_id,
+                    correlation_id: props.correlation_id,
+                    source: format!("amqp:{queue}"),
+                    ..Origin::default()
+                };
+                Input::Payload { body, origin }
+            },
+        )
     })
     .await;
 }
@@ -1611,14 +1618,21 @@ async fn amqp_topic_input(
     config: railyard_connectors::amqp::ConsumerConfig,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let stopping = stop.clone();
     railyard_connectors::amqp::consume(config, stop, move |data, props, attempt| {
         let (topic, group) = (topic.clone(), group.clone());
-        amqp_delivery(rt.clone(), pipeline.clone(), attempt, move |rt| {
-            let raw = serde_json::from_slice::<Value>(&data)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&data).into_owned()));
-            let fallback = props.message_id.unwrap_or_else(|| rt.next_id());
-            Input::Message(topic_message(rt, raw, &topic, &group, fallback, attempt))
-        })
+        amqp_delivery(
+            rt.clone(),
+            pipeline.clone(),
+            attempt,
+            stopping.clone(),
+            move |rt| {
+                let raw = serde_json::from_slice::<Value>(&data)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&data).into_owned()));
+                let fallback = props.message_id.unwrap_or_else(|| rt.next_id());
+                Input::Message(topic_message(rt, raw, &topic, &group, fallback, attempt))
+            },
+        )
     })
     .await;
 }
@@ -1686,11 +1700,14 @@ async fn run_message(
 /// Hands one AMQP delivery to `pipeline` and says how to settle it. After a transient output
 /// failure it waits the pipeline's backoff, then asks for a retry (a copy with the next attempt
 /// number) or, after the last attempt, dead-letters the message; while a destination broker is
-/// down the delivery is requeued without spending an attempt.
+/// down the delivery is requeued without spending an attempt. A stop cuts the backoff short:
+/// the delivery settles at once (a retry copy, or back to the queue), so a stop never waits
+/// for a backoff of minutes.
 async fn amqp_delivery(
     rt: Arc<Runtime>,
     pipeline: String,
     attempt: u32,
+    mut stop: tokio::sync::watch::Receiver<bool>,
     input: impl FnOnce(&Runtime) -> Input + Send + 'static,
 ) -> Settle {
     let live = rt.live();
@@ -1732,7 +1749,10 @@ async fn amqp_delivery(
         }
     };
     if let Some(wait) = wait {
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|stopping| *stopping) => {}
+        }
     }
     how
 }

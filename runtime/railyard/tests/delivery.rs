@@ -117,6 +117,14 @@ impl SlowErp {
         }
     }
 
+    /// An ERP that answers every request with `status` (no hanging).
+    fn answering(status: u16) -> SlowErp {
+        let erp = SlowErp::start();
+        erp.hang.store(false, Ordering::SeqCst);
+        erp.status.store(status, Ordering::SeqCst);
+        erp
+    }
+
     fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
@@ -551,8 +559,7 @@ fn a_graceful_stop_finishes_what_is_in_flight_and_leaves_the_rest_queued() {
     let Some(url) = rabbitmq() else { return };
     let queue = format!("railyard.test.drain.{}", std::process::id());
     let _ = ready(&url, &queue);
-    let erp = SlowErp::start();
-    erp.hang.store(false, Ordering::SeqCst);
+    let erp = SlowErp::answering(201);
     erp.delay_ms.store(1_500, Ordering::SeqCst);
     let (_tmp, dir, data) = to_erp_project(&queue, 4, erp.port, "");
     let args = ["--data", data.to_str().unwrap(), "--no-watch"];
@@ -604,8 +611,7 @@ fn a_graceful_stop_finishes_what_is_in_flight_and_leaves_the_rest_queued() {
 
 #[test]
 fn a_file_record_posted_again_after_a_crash_keeps_its_message_id() {
-    let erp = SlowErp::start();
-    erp.hang.store(false, Ordering::SeqCst);
+    let erp = SlowErp::answering(201);
     let tmp = tempfile::tempdir().unwrap();
     let (dir, data) = (tmp.path().join("project"), tmp.path().join("data"));
     std::fs::create_dir_all(dir.join("pipelines")).unwrap();
@@ -663,9 +669,7 @@ fn an_amqp_message_is_retried_with_a_count_then_dead_lettered() {
     let Some(url) = rabbitmq() else { return };
     let queue = format!("railyard.test.retry.{}", std::process::id());
     let _ = ready(&url, &queue);
-    let erp = SlowErp::start();
-    erp.hang.store(false, Ordering::SeqCst);
-    erp.status.store(503, Ordering::SeqCst);
+    let erp = SlowErp::answering(503);
     let retry = "on_error:\n  retry: { attempts: 3, backoff: fixed, initial: 50ms }\n";
     let (_tmp, dir, data) = to_erp_project(&queue, 16, erp.port, retry);
     let server = launch(&dir, &["--data", data.to_str().unwrap(), "--no-watch"], &[]);
@@ -761,8 +765,7 @@ fn a_slow_delivery_is_not_acked_with_the_faster_ones_after_it() {
     let Some(url) = rabbitmq() else { return };
     let queue = format!("railyard.test.floor.{}", std::process::id());
     let _ = ready(&url, &queue);
-    let erp = SlowErp::start();
-    erp.hang.store(false, Ordering::SeqCst);
+    let erp = SlowErp::answering(201);
     *erp.script.lock().unwrap() = Some(Box::new(|n, _| (n != 0).then_some(201)));
     let (_tmp, dir, data) = to_erp_project(&queue, 32, erp.port, "");
     let args = ["--data", data.to_str().unwrap(), "--no-watch"];
@@ -818,8 +821,7 @@ fn retries_interleaved_with_coalesced_acks_deliver_each_message_once() {
     let Some(url) = rabbitmq() else { return };
     let queue = format!("railyard.test.coalesce.{}", std::process::id());
     let _ = ready(&url, &queue);
-    let erp = SlowErp::start();
-    erp.hang.store(false, Ordering::SeqCst);
+    let erp = SlowErp::answering(201);
     // Every 7th message fails its first attempt.
     *erp.script.lock().unwrap() = Some(Box::new(|n, before| {
         Some(if n % 7 == 0 && before == 0 { 503 } else { 201 })
@@ -876,9 +878,7 @@ fn a_stop_does_not_wait_out_a_retry_backoff() {
     let Some(url) = rabbitmq() else { return };
     let queue = format!("railyard.test.backoff.{}", std::process::id());
     let _ = ready(&url, &queue);
-    let erp = SlowErp::start();
-    erp.hang.store(false, Ordering::SeqCst);
-    erp.status.store(503, Ordering::SeqCst);
+    let erp = SlowErp::answering(503);
     let retry = "on_error:\n  retry: { attempts: 5, backoff: fixed, initial: 10m }\n";
     let (_tmp, dir, data) = to_erp_project(&queue, 4, erp.port, retry);
     let server = launch(&dir, &["--data", data.to_str().unwrap(), "--no-watch"], &[]);

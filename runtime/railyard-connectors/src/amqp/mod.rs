@@ -44,6 +44,21 @@ async fn declare_topics_exchange(channel: &Channel) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+async fn declare_durable_queue(channel: &Channel, queue: &str) -> Result<(), String> {
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 /// The queue of consumer group `group` on the topics exchange.
 pub fn topic_queue(group: &str) -> String {
     format!("railyard.{group}")
@@ -64,17 +79,7 @@ pub async fn declare_topic_queues(
         declare_topics_exchange(&channel).await?;
         for (topic, group) in subscriptions {
             let queue = topic_queue(group);
-            channel
-                .queue_declare(
-                    queue.as_str().into(),
-                    QueueDeclareOptions {
-                        durable: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(|e| e.to_string())?;
+            declare_durable_queue(&channel, &queue).await?;
             channel
                 .queue_bind(
                     queue.as_str().into(),
@@ -385,17 +390,7 @@ where
             if config.bindings.iter().any(|(x, _)| x == TOPICS_EXCHANGE) {
                 declare_topics_exchange(&channel).await?;
             }
-            channel
-                .queue_declare(
-                    config.queue.as_str().into(),
-                    QueueDeclareOptions {
-                        durable: true,
-                        ..Default::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(|e| e.to_string())?;
+            declare_durable_queue(&channel, &config.queue).await?;
             for (exchange, key) in &config.bindings {
                 channel
                     .queue_bind(

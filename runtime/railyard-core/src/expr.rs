@@ -39,6 +39,112 @@ impl std::fmt::Debug for JmesPath {
     }
 }
 
+/// How deep an expression may nest: brackets in its text (`(`, `[`, `{`) and levels of its
+/// parsed tree, for JMESPath; expression and block levels for Rhai
+/// ([`rhai_limits::MAX_EXPR_DEPTH`]). Far above any hand-written expression, and far below what
+/// overflows a thread's stack in a parser, an evaluator or the drop of a tree, so a poison
+/// expression is a load-time diagnostic, never a crash of `validate`, `test` or `run`.
+pub const MAX_EXPR_NESTING: usize = 64;
+
+fn too_deep(char_offset: usize) -> ExprError {
+    ExprError {
+        message: format!(
+            "expression is nested more than {MAX_EXPR_NESTING} levels deep (the limit is \
+             {MAX_EXPR_NESTING}); split it into several steps or fields"
+        ),
+        char_offset,
+    }
+}
+
+/// Bounds how deep the parser will recurse, from the text, before the parser sees it. The
+/// parser recurses once per bracket (`(`, `[`, `{`) and once per projection (`[*]`, `.*`,
+/// `[]`, `[?..]`) in a run of them: `a[*].b[*].c` parses `b[*].c` inside the first projection.
+/// A run ends where a projection does: at `|`, `||`, `&&`, a comparison, `,` or `:`. The depth
+/// counted at any point is the open brackets plus the projections of the current run at each;
+/// quoted identifiers, raw strings and JSON literals are skipped, escapes included.
+fn check_text_nesting(source: &str) -> Result<(), ExprError> {
+    let chars: Vec<char> = source.chars().collect();
+    // One entry per open bracket (and the top level): the projections of its current run.
+    let mut levels: Vec<usize> = vec![0];
+    let depth = |levels: &[usize]| levels.len() + levels.iter().sum::<usize>();
+    let next_non_space = |from: usize| {
+        chars
+            .iter()
+            .enumerate()
+            .skip(from)
+            .find(|(_, c)| !c.is_whitespace())
+            .map(|(j, c)| (j, *c))
+    };
+    fn project(levels: &mut [usize]) {
+        if let Some(run) = levels.last_mut() {
+            *run += 1;
+        }
+    }
+    fn stop(levels: &mut [usize]) {
+        if let Some(run) = levels.last_mut() {
+            *run = 0;
+        }
+    }
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\'' | '"' | '`' => {
+                i += 1;
+                while i < chars.len() && chars[i] != c {
+                    if chars[i] == '\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            '[' => match next_non_space(i + 1) {
+                // `[]`: a flatten projection.
+                Some((j, ']')) => {
+                    project(&mut levels);
+                    i = j;
+                }
+                // `[*]`: a wildcard projection.
+                Some((j, '*')) if matches!(next_non_space(j + 1), Some((_, ']'))) => {
+                    project(&mut levels);
+                    i = next_non_space(j + 1).map_or(j, |(k, _)| k);
+                }
+                // `[?`: a filter projection whose condition is inside the brackets.
+                Some((j, '?')) => {
+                    project(&mut levels);
+                    levels.push(0);
+                    i = j;
+                }
+                _ => levels.push(0),
+            },
+            '(' | '{' => levels.push(0),
+            ')' | ']' | '}' if levels.len() > 1 => {
+                levels.pop();
+            }
+            // `.*` or a leading `*`: a wildcard projection over an object's values.
+            '*' => project(&mut levels),
+            // Where a projection stops.
+            '|' | ',' | ':' | '<' | '>' | '=' => {
+                stop(&mut levels);
+            }
+            '&' if chars.get(i + 1) == Some(&'&') => {
+                stop(&mut levels);
+                i += 1;
+            }
+            '!' if chars.get(i + 1) == Some(&'=') => {
+                stop(&mut levels);
+                i += 1;
+            }
+            _ => {}
+        }
+        if depth(&levels) > MAX_EXPR_NESTING {
+            return Err(too_deep(i.min(chars.len().saturating_sub(1))));
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
 impl JmesPath {
     pub fn compile(source: &str) -> Result<JmesPath, ExprError> {
         if source.trim().is_empty() {
@@ -47,6 +153,7 @@ impl JmesPath {
                 char_offset: 0,
             });
         }
+        check_text_nesting(source)?;
         match RUNTIME.compile(source) {
             Ok(expr) => {
                 check_functions(expr.as_ast())?;
@@ -62,9 +169,15 @@ impl JmesPath {
                 // At the end of input, point at the last character rather than past it
                 // (past it is the next line of the YAML file).
                 let trimmed = source.trim_end().chars().count();
+                let char_offset = e.offset.min(trimmed.saturating_sub(1));
+                // The parser's own guard (a chain or a run of `!` past its depth): the same
+                // limit, in the same words, as the checks here.
+                if message.contains("nesting exceeds maximum depth") {
+                    return Err(too_deep(char_offset));
+                }
                 Err(ExprError {
                     message: tidy_jmespath_message(&message),
-                    char_offset: e.offset.min(trimmed.saturating_sub(1)),
+                    char_offset,
                 })
             }
         }
@@ -85,11 +198,17 @@ impl JmesPath {
 }
 
 /// Every function an expression calls must exist: an unknown name is a load-time error with a
-/// suggestion, not a runtime surprise.
+/// suggestion, not a runtime surprise. And the tree is at most [`MAX_EXPR_NESTING`] deep (a
+/// long `a.b.c…` or `a || b || …` chain nests without brackets): the evaluator recurses once
+/// per level. The walk itself keeps its own stack.
 fn check_functions(ast: &jpx_core::ast::Ast) -> Result<(), ExprError> {
     use jpx_core::ast::Ast;
-    let mut stack = vec![ast];
-    while let Some(node) = stack.pop() {
+    let mut stack = vec![(ast, 1usize)];
+    while let Some((node, depth)) = stack.pop() {
+        if depth > MAX_EXPR_NESTING {
+            return Err(too_deep(ast_offset(node)));
+        }
+        let inner = depth + 1;
         match node {
             Ast::Function { offset, name, args } => {
                 if RUNTIME.get_function(name).is_none() {
@@ -124,32 +243,61 @@ fn check_functions(ast: &jpx_core::ast::Ast) -> Result<(), ExprError> {
                         char_offset: offset.saturating_sub(name.chars().count()),
                     });
                 }
-                stack.extend(args);
+                stack.extend(args.iter().map(|a| (a, inner)));
             }
             Ast::Comparison { lhs, rhs, .. }
             | Ast::And { lhs, rhs, .. }
             | Ast::Or { lhs, rhs, .. }
             | Ast::Subexpr { lhs, rhs, .. }
             | Ast::Projection { lhs, rhs, .. } => {
-                stack.push(lhs);
-                stack.push(rhs);
+                stack.push((lhs, inner));
+                stack.push((rhs, inner));
             }
             Ast::Condition {
                 predicate, then, ..
             } => {
-                stack.push(predicate);
-                stack.push(then);
+                stack.push((predicate, inner));
+                stack.push((then, inner));
             }
-            Ast::Expref { ast, .. } => stack.push(ast),
+            Ast::Expref { ast, .. } => stack.push((ast, inner)),
             Ast::Flatten { node, .. } | Ast::Not { node, .. } | Ast::ObjectValues { node, .. } => {
-                stack.push(node)
+                stack.push((node, inner))
             }
-            Ast::MultiList { elements, .. } => stack.extend(elements),
-            Ast::MultiHash { elements, .. } => stack.extend(elements.iter().map(|kv| &kv.value)),
+            Ast::MultiList { elements, .. } => stack.extend(elements.iter().map(|e| (e, inner))),
+            Ast::MultiHash { elements, .. } => {
+                stack.extend(elements.iter().map(|kv| (&kv.value, inner)))
+            }
             _ => {}
         }
     }
     Ok(())
+}
+
+/// Where a node is in the expression's text.
+fn ast_offset(node: &jpx_core::ast::Ast) -> usize {
+    use jpx_core::ast::Ast;
+    match node {
+        Ast::Comparison { offset, .. }
+        | Ast::Condition { offset, .. }
+        | Ast::Identity { offset }
+        | Ast::Expref { offset, .. }
+        | Ast::Flatten { offset, .. }
+        | Ast::Function { offset, .. }
+        | Ast::Field { offset, .. }
+        | Ast::Index { offset, .. }
+        | Ast::Literal { offset, .. }
+        | Ast::MultiList { offset, .. }
+        | Ast::MultiHash { offset, .. }
+        | Ast::Not { offset, .. }
+        | Ast::Projection { offset, .. }
+        | Ast::ObjectValues { offset, .. }
+        | Ast::And { offset, .. }
+        | Ast::Or { offset, .. }
+        | Ast::Slice { offset, .. }
+        | Ast::Subexpr { offset, .. } => *offset,
+        #[allow(unreachable_patterns)]
+        _ => 0,
+    }
 }
 
 /// Rewrites the parser's wording ("unexpected nud token -- found Rbracket") into what an
@@ -218,7 +366,7 @@ fn describe_token(tok: &str) -> String {
 pub mod rhai_limits {
     pub const MAX_OPERATIONS: u64 = 5_000_000;
     pub const MAX_CALL_LEVELS: usize = 64;
-    pub const MAX_EXPR_DEPTH: usize = 64;
+    pub const MAX_EXPR_DEPTH: usize = super::MAX_EXPR_NESTING;
     pub const MAX_FN_EXPR_DEPTH: usize = 32;
     pub const MAX_STRING_SIZE: usize = 4 << 20;
     pub const MAX_ARRAY_SIZE: usize = 100_000;
@@ -241,8 +389,57 @@ pub fn rhai_engine() -> rhai::Engine {
         .disable_symbol("eval")
         .on_print(|_| {})
         .on_debug(|_, _, _| {});
+    // Rhai checks a container's size when a function returns it or changes it in place, but
+    // not when `m[key] = value` or `a[i] = value` grows or fills it: a loop of those would be
+    // bounded only by the operation limit, which is far past any memory. Every use of a
+    // variable passes here first (the `on_var` hook), so the variable, and `this` inside a
+    // method, is held to the limits at each use: a container that outgrew them stops the
+    // script at its next use, at most one element past them.
+    #[allow(deprecated)] // `on_var` is marked volatile, not deprecated
+    engine.on_var(|name, _index, context| {
+        let engine = context.engine();
+        if let Some(value) = context.scope().get(name) {
+            check_container_size(engine, value)?;
+        }
+        if let Some(this) = context.this_ptr() {
+            check_container_size(engine, this)?;
+        }
+        Ok(None)
+    });
     crate::functions::register_rhai(&mut engine);
+    // `sleep` blocks the worker outside the operation limit and holds up a graceful stop.
+    // Registered functions shadow the built-in for every argument type.
+    fn no_sleep() -> Result<(), Box<rhai::EvalAltResult>> {
+        Err(
+            "`sleep()` is not available in Railyard scripts: a script must not block its \
+             worker (to wait between attempts, use the pipeline's `on_error.retry`)"
+                .into(),
+        )
+    }
     engine
+        .register_fn("sleep", |_: rhai::INT| no_sleep())
+        .register_fn("sleep", |_: rhai::FLOAT| no_sleep())
+        .register_fn("sleep", |_: rhai::Dynamic| no_sleep());
+    engine
+}
+
+/// Holds an array or map (with everything inside it) to the engine's size limits. A captured
+/// variable (shared) is read through its lock; one that is being written right now is left to
+/// the write, whose result Rhai checks.
+fn check_container_size(
+    engine: &rhai::Engine,
+    value: &rhai::Dynamic,
+) -> Result<(), Box<rhai::EvalAltResult>> {
+    if value.is_shared() {
+        return match value.read_lock::<rhai::Dynamic>() {
+            Some(inner) if !inner.is_shared() => check_container_size(engine, &inner),
+            _ => Ok(()),
+        };
+    }
+    if value.is_array() || value.is_map() {
+        engine.ensure_data_size_within_limits(value)?;
+    }
+    Ok(())
 }
 
 /// A compiled Rhai script.
@@ -260,8 +457,17 @@ impl RhaiScript {
                     (Some(line), col) => line_col_to_char_offset(source, line, col.unwrap_or(1)),
                     (None, _) => 0,
                 };
+                let message = match *kind {
+                    rhai::ParseErrorType::ExprTooDeep => format!(
+                        "script is nested more than {} levels deep (the limit is {0}, {} inside \
+                         a function); split it into functions or steps",
+                        rhai_limits::MAX_EXPR_DEPTH,
+                        rhai_limits::MAX_FN_EXPR_DEPTH
+                    ),
+                    other => other.to_string(),
+                };
                 Err(ExprError {
-                    message: kind.to_string(),
+                    message,
                     char_offset,
                 })
             }

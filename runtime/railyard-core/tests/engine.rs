@@ -1239,12 +1239,12 @@ output: { topic: out }
 }
 
 /// Rhai checks the size of a map or array only when it is next read, not when `m[key] = value`
-/// or `a[i] = value` grows it: a script that fills one and never reads it again is bounded only
+/// or `a[i] = value` grows it: a script that fills one and never reads it again was bounded only
 /// by the operation limit, and distinct 1 MiB strings per entry exhaust memory long before that
-/// (a standalone probe with 3000 map entries aborted the process on allocation failure). This
-/// test stays small (64 MiB per case): the 4 MiB string limit must stop it.
+/// (a standalone probe with 3000 map entries aborted the process on allocation failure). The
+/// engine holds every variable to the limits at each use, so the 4 MiB string limit stops each
+/// of these at its fifth entry, about 5 MiB in: the message fails, the next one runs.
 #[test]
-#[ignore = "bug: Rhai enforces the size limits on a map or array only when it is read, so `m[k] = big_string` in a loop can exhaust memory and abort the process"]
 fn containers_filled_by_index_assignment_are_held_to_the_size_limits() {
     let rig = Rig::new(&[(
         "pipelines/index-bomb.yaml",
@@ -1253,25 +1253,88 @@ input: { stdin: {} }
 steps:
   - script:
       rhai: |
+        fn fill(s) { for i in 0..64 { this["k" + i] = s + i; } }
         let s = "x";
         while s.len() < 1048576 { s += s; }
         if body.into == "map" {
           let m = #{};
           for i in 0..64 { m["k" + i] = s + i; }
-        } else {
+        } else if body.into == "array" {
           let a = [];
           a.pad(64, 0);
           for i in 0..64 { a[i] = s + i; }
+        } else if body.into == "nested" {
+          let m = #{ inner: #{ list: [] } };
+          m.inner.list.pad(64, 0);
+          for i in 0..64 { m.inner.list[i] = s + i; }
+        } else if body.into == "method" {
+          let m = #{};
+          m.fill(s);
+        } else if body.into == "closure" {
+          let m = #{};
+          let put = |k, v| { m[k] = v; };
+          for i in 0..64 { put.call("k" + i, s + i); }
+        } else {
+          let m = #{};
+          for i in 0..3 { m["k" + i] = s + i; }
         }
         #{ ok: true }
 output: { topic: out }
 "#,
     )]);
-    for into in ["map", "array"] {
+    for into in ["map", "array", "nested", "method", "closure"] {
+        let started = std::time::Instant::now();
         let out = rig.send("index-bomb", json!({ "into": into }));
         let e = failed(&out);
         assert_eq!(e.code, "script-error", "{into}: {e}");
         assert!(e.message.contains("too large"), "{into}: {e}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{into}: took {:?}",
+            started.elapsed()
+        );
+        // Under the limits (3 MiB in one map), the same script runs.
+        let out = rig.send("index-bomb", json!({ "into": "small" }));
+        assert_eq!(
+            delivered(&out).message.body(),
+            &json!({"ok": true}),
+            "after {into}"
+        );
+    }
+}
+
+/// `sleep()` would block the worker outside the operation limit and hold up a graceful stop:
+/// it fails at once with a message that says why.
+#[test]
+fn sleep_is_not_available_to_scripts() {
+    let rig = Rig::new(&[(
+        "pipelines/sleepy.yaml",
+        r#"pipeline: sleepy
+input: { stdin: {} }
+steps:
+  - script:
+      rhai: |
+        if body.how == "int" { sleep(10); }
+        else if body.how == "float" { sleep(10.0); }
+        else { Fn("sleep").call(10); }
+        #{ woke: true }
+output: { topic: out }
+"#,
+    )]);
+    for how in ["int", "float", "dynamic"] {
+        let started = std::time::Instant::now();
+        let out = rig.send("sleepy", json!({ "how": how }));
+        let e = failed(&out);
+        assert_eq!(e.code, "script-error", "{how}: {e}");
+        assert!(
+            e.message.contains("`sleep()` is not available"),
+            "{how}: {e}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{how}: slept {:?}",
+            started.elapsed()
+        );
     }
 }
 

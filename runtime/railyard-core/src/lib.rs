@@ -6,6 +6,7 @@
 //! contents come in through [`project::ProjectFiles`], so `railyard validate` provably reads
 //! only the project, and tests build projects in memory.
 
+pub mod delivery;
 pub mod diag;
 pub mod engine;
 pub mod env;

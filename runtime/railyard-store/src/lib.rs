@@ -21,16 +21,37 @@
 //! Every lease runs in a `BEGIN IMMEDIATE` transaction: two threads, or two processes on the
 //! same file, never lease the same delivery.
 //!
+//! # Dedupe keys as part of a unit of work
+//!
+//! `claim_key` records a key as *pending* while its message is in flight; `commit_keys` (or
+//! `ack_and_commit`, in the same transaction as the delivery's ack) makes it committed once the
+//! message's outputs confirmed; `release_keys` deletes it when they failed, so the redelivery
+//! is not taken for a duplicate of itself. A live key, pending or committed, is a duplicate.
+//!
+//! # One process per file
+//!
+//! `Store::open` holds an exclusive OS lock on a sibling `<file>.lock` (with the holder's pid
+//! in it) for as long as the `Store` lives. Holding it proves every previous holder is gone,
+//! so `open` reclaims what they left in flight (see [`Reclaimed`]): leased deliveries are ready
+//! at once, batch claims are released, pending dedupe keys are deleted.
+//!
 //! # Clock
 //!
 //! The store never reads the clock: `now_ms` is passed in (leases, retries, dedupe expiry).
 
-use std::path::Path;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{
+    Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
+};
 use serde_json::Value;
+
+mod async_store;
+pub use async_store::AsyncStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -48,6 +69,56 @@ pub enum StoreError {
          it was written by a newer railyard"
     )]
     NewerSchema { found: i64, supported: i64 },
+    /// Another `Store` (another `railyard run`, or this process) holds the file's lock.
+    #[error(
+        "store: another `railyard run` ({}) uses the data directory of `{path}`; one process \
+         per data directory: stop that one, or give this one its own `--data` directory",
+        pid_text(.pid)
+    )]
+    Locked { path: String, pid: Option<u32> },
+    /// The file failed SQLite's integrity check, or is not a database at all.
+    #[error(
+        "store: `{path}` is damaged ({detail}); railyard cannot use it. Move it aside (with its \
+         -wal and -shm files) to start with an empty store, or restore it from a backup"
+    )]
+    Corrupt { path: String, detail: String },
+    /// A blocking store task of [`AsyncStore`] panicked or was cancelled.
+    #[error("store: the store task did not finish: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+fn pid_text(pid: &Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!("pid {pid}"),
+        None => "pid unknown".to_string(),
+    }
+}
+
+impl StoreError {
+    /// The file is damaged (or not a database): retrying will not help.
+    pub fn is_corrupt(&self) -> bool {
+        match self {
+            StoreError::Corrupt { .. } => true,
+            StoreError::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+            ),
+            _ => false,
+        }
+    }
+
+    /// The disk is full or failing (SQLITE_FULL, SQLITE_IOERR): writes fail until an operator
+    /// frees space or fixes the disk.
+    pub fn is_full(&self) -> bool {
+        match self {
+            StoreError::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure)
+            ),
+            StoreError::Create { source, .. } => source.kind() == std::io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
 }
 
 /// A leased delivery: one message of a topic for one consumer group.
@@ -73,18 +144,63 @@ pub struct DeadLetter {
     pub pipeline_version: u32,
     pub step: String,
     pub error: Value,
+    /// The message body at the failing step.
     pub message: Value,
+    /// The message envelope as it entered the pipeline, before any step; `None` in dead
+    /// letters written before this was kept (schema < 5) or by a caller that had none.
+    pub original: Option<Value>,
     pub attempts: u32,
     pub at_ms: i64,
 }
 
+/// What [`Store::open`] took back from the previous holder of the file (a process that
+/// stopped or crashed): counts, for the runtime to log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reclaimed {
+    /// Deliveries that were leased: ready again at once, not after their lease expiry. Their
+    /// lease still counted an attempt (a message that crashes the process runs out of them).
+    pub deliveries: u64,
+    /// Batch claims released: their messages wait in their buffers again.
+    pub batches: u64,
+    /// Pending dedupe keys deleted: their messages never confirmed and will be redelivered.
+    pub keys: u64,
+}
+
+/// What [`Store::claim_key`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyClaim {
+    /// The key was new (or expired): it is now pending, for this caller.
+    Claimed,
+    /// A live pending key: another copy of the message is in flight.
+    Pending,
+    /// A live committed key: the message was processed.
+    Committed,
+}
+
+impl KeyClaim {
+    /// Pending or committed: the caller's copy is a duplicate.
+    pub fn is_duplicate(self) -> bool {
+        self != KeyClaim::Claimed
+    }
+}
+
 pub struct Store {
+    // Declared before `lock`: the connection closes (and checkpoints) before the lock goes.
     conn: Mutex<Connection>,
+    reclaimed: Reclaimed,
+    /// The exclusive lock on `<file>.lock`, released when the file handle drops.
+    _lock: Option<File>,
 }
 
 /// Migrations, in order; `PRAGMA user_version` is how many have run. Never edit one that
 /// shipped: add the next.
-const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4];
+const MIGRATIONS: &[&str] = &[
+    MIGRATION_1,
+    MIGRATION_2,
+    MIGRATION_3,
+    MIGRATION_4,
+    MIGRATION_5,
+];
 
 /// Version 1 (first `railyard run`): one queue row per (message, group), the message text
 /// copied into each.
@@ -194,6 +310,24 @@ CREATE TABLE batch_claims (
 );
 ";
 
+/// Version 5 (delivery core): dedupe keys can be *pending* (claimed by a message in flight,
+/// deleted at open after a crash) as well as committed; a delivery knows whether it is
+/// `leased` (reclaimed at open) or waiting for a nack's retry time (left alone); a dead letter
+/// keeps the message as it entered the pipeline; `health` is the row `check_writable` writes.
+/// Existing keys are committed; existing deliveries count as not leased (their leases run
+/// out as before); existing dead letters have no original.
+const MIGRATION_5: &str = "
+ALTER TABLE dedupe ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX dedupe_pending ON dedupe (pipeline, key) WHERE pending = 1;
+ALTER TABLE deliveries ADD COLUMN leased INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX deliveries_leased ON deliveries (sub, seq) WHERE leased = 1;
+ALTER TABLE dead_letters ADD COLUMN original TEXT;
+CREATE TABLE health (
+    id    INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL
+);
+";
+
 /// Messages of one buffer claimed as a batch: delete them with [`Store::batch_commit`] once
 /// the batch's outputs confirmed, or hand them back with [`Store::batch_release`].
 #[derive(Clone, Debug, PartialEq)]
@@ -213,26 +347,79 @@ pub struct FileProgress {
     pub complete: bool,
 }
 
+/// File progress to record with a unit of work.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileMark {
+    pub pipeline: String,
+    /// The file's content key.
+    pub key: String,
+    pub progress: FileProgress,
+    pub now_ms: i64,
+}
+
+/// What one message changed in the store while it ran, settled when it is done: all of it
+/// with its acknowledgement by [`Store::commit_unit`], or all of it undone by
+/// [`Store::release_unit`]. What a crash leaves unsettled, [`Store::open`] undoes.
+#[derive(Clone, Debug, Default)]
+pub struct Unit {
+    /// Dedupe keys claimed pending (`(pipeline, key)`).
+    pub keys: Vec<(String, String)>,
+    /// Batch claims taken (`BatchClaim::token`).
+    pub batch_claims: Vec<i64>,
+    /// The file record's progress, for a file-drop message.
+    pub file: Option<FileMark>,
+    /// Dead letters to write (a message dead-lettered as a whole after its last attempt).
+    pub dead_letters: Vec<DeadLetter>,
+    /// The topic delivery that carried the message.
+    pub ack: Option<Leased>,
+}
+
+impl Unit {
+    /// Nothing to settle.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+            && self.batch_claims.is_empty()
+            && self.file.is_none()
+            && self.dead_letters.is_empty()
+            && self.ack.is_none()
+    }
+}
+
 impl Store {
-    /// Opens (creating) the store file at `path`, creating its parent directories, and
-    /// brings its schema up to date.
+    /// Opens (creating) the store file at `path` for a runtime, creating its parent
+    /// directories: takes the exclusive lock on `<path>.lock` (held while the `Store` lives;
+    /// `StoreError::Locked` if another process or another `Store` of this process holds it),
+    /// checks the file (`StoreError::Corrupt`), brings its schema up to date and reclaims
+    /// what the previous holder left in flight ([`Store::reclaimed`]).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Create {
-                path: dir.display().to_string(),
-                source,
-            })?;
-        }
-        Store::init(Connection::open(path)?)
+        create_parent(path)?;
+        let lock = lock_file(path)?;
+        let mut store =
+            Store::init(open_checked(path)?, Some(lock)).map_err(|e| corrupt_at(path, e))?;
+        let mut conn = store.conn();
+        let reclaimed = reclaim(&mut conn).map_err(|e| corrupt_at(path, e))?;
+        drop(conn);
+        store.reclaimed = reclaimed;
+        Ok(store)
     }
 
-    /// An in-memory store, for tests of other crates.
+    /// Opens the store file at `path` without its lock and without reclaiming anything: for
+    /// tools and tests that look into (or seed) a data directory, possibly while a
+    /// `railyard run` holds it. SQLite's own locking keeps concurrent transactions safe; what
+    /// this skips is the proof that nobody else is running.
+    pub fn open_unlocked(path: &Path) -> Result<Store, StoreError> {
+        create_parent(path)?;
+        let conn = Connection::open(path).map_err(|e| corrupt_at(path, e.into()))?;
+        Store::init(conn, None).map_err(|e| corrupt_at(path, e))
+    }
+
+    /// An in-memory store, for tests of other crates. Nothing to lock or reclaim.
     pub fn open_in_memory() -> Result<Store, StoreError> {
-        Store::init(Connection::open_in_memory()?)
+        Store::init(Connection::open_in_memory()?, None)
     }
 
-    fn init(mut conn: Connection) -> Result<Store, StoreError> {
-        // Another process (a second `railyard run`, an admin command) may hold the write lock.
+    fn init(mut conn: Connection, lock: Option<File>) -> Result<Store, StoreError> {
+        // Another process (an admin command, a test) may hold the write lock.
         conn.busy_timeout(Duration::from_secs(10))?;
         // WAL lets readers work during writes; FULL syncs the WAL at every commit, so a
         // committed write survives a power loss, not only a process crash.
@@ -241,7 +428,30 @@ impl Store {
         migrate(&mut conn)?;
         Ok(Store {
             conn: Mutex::new(conn),
+            reclaimed: Reclaimed::default(),
+            _lock: lock,
         })
+    }
+
+    /// What `open` reclaimed from the previous holder of the file (all zero for
+    /// `open_unlocked` and `open_in_memory`).
+    pub fn reclaimed(&self) -> Reclaimed {
+        self.reclaimed
+    }
+
+    /// A tiny real write transaction (one row of `health`, synced like every commit): `Ok`
+    /// while the store can be written, the error (see [`StoreError::is_full`]) when not.
+    /// For a readiness probe.
+    pub fn check_writable(&self, now_ms: i64) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.prepare_cached(
+            "INSERT INTO health (id, at_ms) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms",
+        )?
+        .execute(params![now_ms])?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -321,7 +531,8 @@ impl Store {
         {
             let mut take = tx.prepare_cached(
                 "UPDATE deliveries
-                 SET attempt = attempt + 1, available_at = ?3, lease_token = lease_token + 1
+                 SET attempt = attempt + 1, available_at = ?3, lease_token = lease_token + 1,
+                     leased = 1
                  WHERE sub = ?1 AND seq = ?2
                  RETURNING attempt, lease_token",
             )?;
@@ -350,22 +561,9 @@ impl Store {
     pub fn ack(&self, delivery: &Leased) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let seq = to_i64(delivery.seq);
-        let deleted = tx
-            .prepare_cached(
-                "DELETE FROM deliveries WHERE sub = ?1 AND seq = ?2 AND lease_token = ?3",
-            )?
-            .execute(params![delivery.sub, seq, delivery.lease_token])?;
-        if deleted == 1 {
-            // The last group done with a message deletes it.
-            tx.prepare_cached(
-                "DELETE FROM messages WHERE seq = ?1
-                 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE seq = ?1)",
-            )?
-            .execute(params![seq])?;
-        }
+        let acked = ack_in(&tx, delivery)?;
         tx.commit()?;
-        Ok(deleted == 1)
+        Ok(acked)
     }
 
     /// Gives a delivery back: it is ready again at `retry_at_ms` (its next lease counts one
@@ -388,21 +586,8 @@ impl Store {
         retry_at_ms: i64,
         counts: bool,
     ) -> Result<bool, StoreError> {
-        let sql = if counts {
-            "UPDATE deliveries SET available_at = ?4, lease_token = lease_token + 1
-             WHERE sub = ?1 AND seq = ?2 AND lease_token = ?3"
-        } else {
-            "UPDATE deliveries
-             SET available_at = ?4, lease_token = lease_token + 1, attempt = MAX(attempt - 1, 0)
-             WHERE sub = ?1 AND seq = ?2 AND lease_token = ?3"
-        };
-        let n = self.conn().prepare_cached(sql)?.execute(params![
-            delivery.sub,
-            to_i64(delivery.seq),
-            delivery.lease_token,
-            retry_at_ms
-        ])?;
-        Ok(n == 1)
+        let conn = self.conn();
+        requeue_in(&conn, delivery, retry_at_ms, counts)
     }
 
     /// Deliveries not yet acked for (`topic`, `group`): ready, leased or waiting to retry.
@@ -419,23 +604,7 @@ impl Store {
 
     /// Stores a dead letter; returns its id (for `take_dead_letter`).
     pub fn dead_letter(&self, entry: &DeadLetter) -> Result<u64, StoreError> {
-        let error = serde_json::to_string(&entry.error)?;
-        let message = serde_json::to_string(&entry.message)?;
-        let id: i64 = self.conn().query_row(
-            "INSERT INTO dead_letters (pipeline, pipeline_version, step, error, message, attempts, at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
-            params![
-                entry.pipeline,
-                entry.pipeline_version,
-                entry.step,
-                error,
-                message,
-                entry.attempts,
-                entry.at_ms
-            ],
-            |r| r.get(0),
-        )?;
-        Ok(to_u64(id))
+        dead_letter_in(&self.conn(), entry)
     }
 
     /// Dead letters, oldest first, of one pipeline or of all, at most `limit`.
@@ -444,7 +613,7 @@ impl Store {
         pipeline: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
-        const COLUMNS: &str = "SELECT id, pipeline, pipeline_version, step, error, message, attempts, at_ms FROM dead_letters";
+        const COLUMNS: &str = "SELECT id, pipeline, pipeline_version, step, error, message, attempts, at_ms, original FROM dead_letters";
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let conn = self.conn();
         let rows = match pipeline {
@@ -469,7 +638,7 @@ impl Store {
             .conn()
             .query_row(
                 "DELETE FROM dead_letters WHERE id = ?1
-                 RETURNING id, pipeline, pipeline_version, step, error, message, attempts, at_ms",
+                 RETURNING id, pipeline, pipeline_version, step, error, message, attempts, at_ms, original",
                 params![to_i64(id)],
                 DeadLetterRow::read,
             )
@@ -491,7 +660,8 @@ impl Store {
             .conn()
             .prepare_cached(
                 "INSERT INTO dedupe (pipeline, key, expires_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (pipeline, key) DO UPDATE SET expires_at = excluded.expires_at
+                 ON CONFLICT (pipeline, key) DO UPDATE SET expires_at = excluded.expires_at,
+                     pending = 0
                  WHERE dedupe.expires_at <= ?4",
             )?
             .execute(params![
@@ -501,6 +671,123 @@ impl Store {
                 now_ms
             ])?;
         Ok(recorded == 0)
+    }
+
+    /// Claims dedupe `key` of `pipeline` for a message in flight: a new (or expired) key is
+    /// recorded as *pending* and `Claimed`; a live key answers `Pending` (another copy of the
+    /// message is in flight) or `Committed` (the message was processed). Expiry is `ttl_ms`
+    /// after the claim. Two callers racing on one key get one `Claimed`. A pending key is
+    /// settled by [`Store::commit_unit`] (committed) or [`Store::release_unit`] (deleted); a
+    /// crash leaves it pending, and the next [`Store::open`] deletes it.
+    pub fn claim_key(
+        &self,
+        pipeline: &str,
+        key: &str,
+        ttl_ms: i64,
+        now_ms: i64,
+    ) -> Result<KeyClaim, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let claimed = tx
+            .prepare_cached(
+                "INSERT INTO dedupe (pipeline, key, expires_at, pending) VALUES (?1, ?2, ?3, 1)
+                 ON CONFLICT (pipeline, key) DO UPDATE SET expires_at = excluded.expires_at,
+                     pending = 1
+                 WHERE dedupe.expires_at <= ?4",
+            )?
+            .execute(params![
+                pipeline,
+                key,
+                now_ms.saturating_add(ttl_ms),
+                now_ms
+            ])?;
+        let found = if claimed == 1 {
+            KeyClaim::Claimed
+        } else {
+            let pending: i64 = tx
+                .prepare_cached("SELECT pending FROM dedupe WHERE pipeline = ?1 AND key = ?2")?
+                .query_row(params![pipeline, key], |r| r.get(0))?;
+            if pending == 1 {
+                KeyClaim::Pending
+            } else {
+                KeyClaim::Committed
+            }
+        };
+        tx.commit()?;
+        Ok(found)
+    }
+
+    /// Settles a message that is done (its outputs confirmed, or it was dead-lettered), in
+    /// one transaction: its pending dedupe keys become committed, the batches it claimed are
+    /// deleted, its file progress is recorded and its delivery acked. Returns whether the ack
+    /// was current (always true without one): false when the lease had been taken over, and
+    /// then nothing else changed either, since the new holder owns the message now.
+    pub fn commit_unit(&self, unit: &Unit) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(delivery) = &unit.ack
+            && !ack_in(&tx, delivery)?
+        {
+            return Ok(false);
+        }
+        {
+            let mut commit = tx.prepare_cached(
+                "UPDATE dedupe SET pending = 0 WHERE pipeline = ?1 AND key = ?2 AND pending = 1",
+            )?;
+            for (pipeline, key) in &unit.keys {
+                commit.execute(params![pipeline, key])?;
+            }
+        }
+        for token in &unit.batch_claims {
+            tx.prepare_cached("DELETE FROM batch_items WHERE claim = ?1")?
+                .execute(params![token])?;
+            tx.prepare_cached("DELETE FROM batch_claims WHERE token = ?1")?
+                .execute(params![token])?;
+        }
+        if let Some(mark) = &unit.file {
+            set_file_progress_in(&tx, mark)?;
+        }
+        for entry in &unit.dead_letters {
+            dead_letter_in(&tx, entry)?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Undoes a message that will be tried again, in one transaction: its pending dedupe keys
+    /// are deleted (so the retry is not taken for a duplicate of itself), the batches it
+    /// claimed wait in their buffers again, and its delivery, if any, is ready again at
+    /// `retry_at_ms` (`counts`: the attempt counts, as for [`Store::nack`]; else as for
+    /// [`Store::release`]). File progress is not recorded.
+    pub fn release_unit(
+        &self,
+        unit: &Unit,
+        retry_at_ms: i64,
+        counts: bool,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut release = tx.prepare_cached(
+                "DELETE FROM dedupe WHERE pipeline = ?1 AND key = ?2 AND pending = 1",
+            )?;
+            for (pipeline, key) in &unit.keys {
+                release.execute(params![pipeline, key])?;
+            }
+        }
+        for token in &unit.batch_claims {
+            tx.prepare_cached(
+                "UPDATE batch_items SET claim = 0, claimed_until = 0 WHERE claim = ?1",
+            )?
+            .execute(params![token])?;
+            tx.prepare_cached("DELETE FROM batch_claims WHERE token = ?1")?
+                .execute(params![token])?;
+        }
+        if let Some(delivery) = &unit.ack {
+            requeue_in(&tx, delivery, retry_at_ms, counts)?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Forgets a dedupe key (whether or not it expired); returns whether it was there. For a
@@ -542,13 +829,16 @@ impl Store {
         progress: FileProgress,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO files (pipeline, key, handed_off, complete, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (pipeline, key) DO UPDATE SET handed_off = excluded.handed_off,
-                 complete = excluded.complete, updated_ms = excluded.updated_ms",
-            params![pipeline, key, progress.handed_off as i64, progress.complete as i64, now_ms],
-        )?;
-        Ok(())
+        let conn = self.conn();
+        set_file_progress_in(
+            &conn,
+            &FileMark {
+                pipeline: pipeline.to_string(),
+                key: key.to_string(),
+                progress,
+                now_ms,
+            },
+        )
     }
 
     /// Buffers `message` (known by `message_id`: adding the same id twice keeps one) in
@@ -661,6 +951,209 @@ impl Store {
     }
 }
 
+/// Creates the parent directories of the store file.
+fn create_parent(path: &Path) -> Result<(), StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Create {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// `<path>.lock`, next to the store file.
+fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Takes the exclusive OS lock on `<path>.lock` and writes this process's pid into it. The
+/// OS releases the lock when the process dies, however it dies: holding it proves that no
+/// previous holder is still running.
+fn lock_file(path: &Path) -> Result<File, StoreError> {
+    let lock = lock_path(path);
+    let create = |source| StoreError::Create {
+        path: lock.display().to_string(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock)
+        .map_err(create)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            return Err(StoreError::Locked {
+                path: path.display().to_string(),
+                pid: text.trim().parse().ok(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(create(e)),
+    }
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| write!(file, "{}", std::process::id()))
+        .and_then(|()| file.flush())
+        .map_err(create)?;
+    Ok(file)
+}
+
+/// Opens the file and runs SQLite's `quick_check` on it (pages, records, indexes: the damage
+/// an overwritten page does), before anything is written.
+fn open_checked(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|e| corrupt_at(path, e.into()))?;
+    let fresh = std::fs::metadata(path)
+        .map(|m| m.len() == 0)
+        .unwrap_or(true);
+    if !fresh {
+        let rows: Vec<String> = conn
+            .prepare("PRAGMA quick_check(5)")
+            .and_then(|mut s| {
+                s.query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<Result<_, _>>()
+            })
+            .map_err(|e| corrupt_at(path, e.into()))?;
+        if rows.len() != 1 || rows[0] != "ok" {
+            return Err(StoreError::Corrupt {
+                path: path.display().to_string(),
+                detail: rows.join("; "),
+            });
+        }
+    }
+    Ok(conn)
+}
+
+/// A corruption error of the file at `path` becomes [`StoreError::Corrupt`] naming it.
+fn corrupt_at(path: &Path, e: StoreError) -> StoreError {
+    if e.is_corrupt() && !matches!(e, StoreError::Corrupt { .. }) {
+        StoreError::Corrupt {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        }
+    } else {
+        e
+    }
+}
+
+/// Takes back what the previous holder of the file left in flight (it is dead: we hold the
+/// lock). In one transaction.
+fn reclaim(conn: &mut Connection) -> Result<Reclaimed, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // `available_at = 0`: ready at once (the store never reads the clock; 0 is in the past).
+    let deliveries = tx.execute(
+        "UPDATE deliveries SET leased = 0, available_at = 0, lease_token = lease_token + 1
+         WHERE leased = 1",
+        [],
+    )?;
+    let batches = tx.execute("DELETE FROM batch_claims", [])?;
+    tx.execute(
+        "UPDATE batch_items SET claim = 0, claimed_until = 0 WHERE claim <> 0",
+        [],
+    )?;
+    let keys = tx.execute("DELETE FROM dedupe WHERE pending = 1", [])?;
+    tx.commit()?;
+    Ok(Reclaimed {
+        deliveries: deliveries as u64,
+        batches: batches as u64,
+        keys: keys as u64,
+    })
+}
+
+/// Stores a dead letter; returns its id.
+fn dead_letter_in(conn: &Connection, entry: &DeadLetter) -> Result<u64, StoreError> {
+    let error = serde_json::to_string(&entry.error)?;
+    let message = serde_json::to_string(&entry.message)?;
+    let original = entry
+        .original
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()?;
+    let id: i64 = conn.prepare_cached(
+        "INSERT INTO dead_letters (pipeline, pipeline_version, step, error, message, attempts, at_ms, original)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+    )?
+    .query_row(
+        params![
+            entry.pipeline,
+            entry.pipeline_version,
+            entry.step,
+            error,
+            message,
+            entry.attempts,
+            entry.at_ms,
+            original
+        ],
+        |r| r.get(0),
+    )?;
+    Ok(to_u64(id))
+}
+
+/// Deletes a delivery for its group if `delivery` is its current lease; the last group done
+/// with a message deletes the message.
+fn ack_in(tx: &Transaction<'_>, delivery: &Leased) -> Result<bool, StoreError> {
+    let seq = to_i64(delivery.seq);
+    let deleted = tx
+        .prepare_cached("DELETE FROM deliveries WHERE sub = ?1 AND seq = ?2 AND lease_token = ?3")?
+        .execute(params![delivery.sub, seq, delivery.lease_token])?;
+    if deleted == 1 {
+        tx.prepare_cached(
+            "DELETE FROM messages WHERE seq = ?1
+             AND NOT EXISTS (SELECT 1 FROM deliveries WHERE seq = ?1)",
+        )?
+        .execute(params![seq])?;
+    }
+    Ok(deleted == 1)
+}
+
+/// Makes a leased delivery ready again at `retry_at_ms` if `delivery` is its current lease;
+/// `counts` false gives its attempt back.
+fn requeue_in(
+    conn: &Connection,
+    delivery: &Leased,
+    retry_at_ms: i64,
+    counts: bool,
+) -> Result<bool, StoreError> {
+    let sql = if counts {
+        "UPDATE deliveries SET available_at = ?4, lease_token = lease_token + 1, leased = 0
+         WHERE sub = ?1 AND seq = ?2 AND lease_token = ?3"
+    } else {
+        "UPDATE deliveries
+         SET available_at = ?4, lease_token = lease_token + 1, leased = 0,
+             attempt = MAX(attempt - 1, 0)
+         WHERE sub = ?1 AND seq = ?2 AND lease_token = ?3"
+    };
+    let n = conn.prepare_cached(sql)?.execute(params![
+        delivery.sub,
+        to_i64(delivery.seq),
+        delivery.lease_token,
+        retry_at_ms
+    ])?;
+    Ok(n == 1)
+}
+
+fn set_file_progress_in(conn: &Connection, mark: &FileMark) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO files (pipeline, key, handed_off, complete, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (pipeline, key) DO UPDATE SET handed_off = excluded.handed_off,
+             complete = excluded.complete, updated_ms = excluded.updated_ms",
+    )?
+    .execute(params![
+        mark.pipeline,
+        mark.key,
+        to_i64(mark.progress.handed_off),
+        i64::from(mark.progress.complete),
+        mark.now_ms
+    ])?;
+    Ok(())
+}
+
 /// Runs the migrations the file has not had, each in its own transaction with its version.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let supported = MIGRATIONS.len() as i64;
@@ -754,6 +1247,7 @@ struct DeadLetterRow {
     message: String,
     attempts: u32,
     at_ms: i64,
+    original: Option<String>,
 }
 
 impl DeadLetterRow {
@@ -767,6 +1261,7 @@ impl DeadLetterRow {
             message: r.get(5)?,
             attempts: r.get(6)?,
             at_ms: r.get(7)?,
+            original: r.get(8)?,
         })
     }
 
@@ -779,6 +1274,11 @@ impl DeadLetterRow {
                 step: self.step,
                 error: serde_json::from_str(&self.error)?,
                 message: serde_json::from_str(&self.message)?,
+                original: self
+                    .original
+                    .as_deref()
+                    .map(serde_json::from_str)
+                    .transpose()?,
                 attempts: self.attempts,
                 at_ms: self.at_ms,
             },

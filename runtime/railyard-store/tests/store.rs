@@ -227,12 +227,15 @@ fn an_unacked_message_survives_dropping_the_store() {
         seq
         // Dropped without ack: the process stopped mid-processing.
     };
+    // Another connection (an admin tool, no lock): the lease is durable too.
+    let peek = Store::open_unlocked(&path).unwrap();
+    assert!(peek.lease("t", "g", 1, 1_000, 999).unwrap().is_empty());
+    drop(peek);
+    // The next runtime holds the lock, which proves the holder of that lease is gone: the
+    // delivery is ready at once, not after the lease runs out.
     let s = Store::open(&path).unwrap();
-    assert!(
-        s.lease("t", "g", 1, 1_000, 999).unwrap().is_empty(),
-        "the lease is durable too"
-    );
-    let again = s.lease("t", "g", 1, 1_000, 2_000).unwrap();
+    assert_eq!(s.reclaimed().deliveries, 1);
+    let again = s.lease("t", "g", 1, 1_000, 999).unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].seq, seq);
     assert_eq!(again[0].message, json!({"order": 1042}));
@@ -249,7 +252,8 @@ fn an_unacked_message_survives_a_connection_that_is_never_closed() {
     s.publish("t", &json!("in the WAL only")).unwrap();
     // No close, no checkpoint: what was committed lives in the -wal file.
     std::mem::forget(s);
-    let s = Store::open(&path).unwrap();
+    // The forgotten store still holds the file's lock (its handle is open): look in without.
+    let s = Store::open_unlocked(&path).unwrap();
     let got = s.lease("t", "g", 1, 1_000, 0).unwrap();
     assert_eq!(got[0].message, json!("in the WAL only"));
 }
@@ -353,7 +357,7 @@ fn two_connections_on_one_file_never_lease_the_same_message() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("railyard.db");
     let a = Arc::new(Store::open(&path).unwrap());
-    let b = Arc::new(Store::open(&path).unwrap());
+    let b = Arc::new(Store::open_unlocked(&path).unwrap());
     a.subscribe("t", "g").unwrap();
     let published: Vec<u64> = (0..400)
         .map(|i| b.publish("t", &json!(i)).unwrap())
@@ -424,6 +428,8 @@ fn dead(pipeline: &str, n: i64) -> DeadLetter {
         step: "steps[1] map".to_string(),
         error: json!({"code": "schema-violation", "violations": [{"instance_path": "/total"}]}),
         message: json!({"body": {"id": n}, "meta": {"id": format!("m-{n}")}}),
+        original: (n % 2 == 1)
+            .then(|| json!({"body": {"raw": n}, "meta": {"id": format!("m-{n}")}})),
         attempts: 4,
         at_ms: 1_700_000_000_000 + n,
     }
@@ -545,11 +551,18 @@ fn buffered_messages_survive_reopening_the_file() {
         assert_eq!(claimed.len(), 1);
         // Dropped without commit or release: a crash mid-emit.
     }
-    let s = Store::open(&path).unwrap();
+    // A tool looking in sees the claim...
+    let peek = Store::open_unlocked(&path).unwrap();
     assert!(
-        s.batch_claim_all("p/", 1_000, 60_000).unwrap().is_empty(),
+        peek.batch_claim_all("p/", 1_000, 60_000)
+            .unwrap()
+            .is_empty(),
         "still claimed"
     );
-    let again = s.batch_claim_all("p/", 61_000, 60_000).unwrap();
+    drop(peek);
+    // ...the next runtime, holding the lock, knows its holder is gone and takes it back at once.
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.reclaimed().batches, 1);
+    let again = s.batch_claim_all("p/", 1_000, 60_000).unwrap();
     assert_eq!(again[0].messages, [json!(1)]);
 }

@@ -414,6 +414,6 @@ fn topics_over_a_restarting_broker_lose_nothing() {
         "every delivery was acked"
     );
     // Nothing went through the embedded store.
-    let store = railyard_store::Store::open(&dir.join("data/railyard.db")).unwrap();
+    let store = railyard_store::Store::open_unlocked(&dir.join("data/railyard.db")).unwrap();
     assert_eq!(store.depth("faults.work", "faults").unwrap(), 0);
 }

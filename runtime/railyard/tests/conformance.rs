@@ -1918,7 +1918,7 @@ impl Harness {
     }
 
     fn store(&self) -> railyard_store::Store {
-        railyard_store::Store::open(&self.dir.path().join("data/railyard.db")).unwrap()
+        railyard_store::Store::open_unlocked(&self.dir.path().join("data/railyard.db")).unwrap()
     }
 
     fn dead_letters(&self) -> usize {

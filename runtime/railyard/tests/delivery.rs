@@ -640,7 +640,7 @@ fn a_file_record_posted_again_after_a_crash_keeps_its_message_id() {
     let first = erp.seen();
     assert_eq!(first.len(), 3, "{first:#?}");
     // The crash: record 2 was handed off, but its progress row never written.
-    let store = railyard_store::Store::open(&data.join("railyard.db")).unwrap();
+    let store = railyard_store::Store::open_unlocked(&data.join("railyard.db")).unwrap();
     let key = railyard_connectors::file::content_key(content.as_bytes());
     let crashed = railyard_store::FileProgress {
         handed_off: 1,
@@ -680,7 +680,7 @@ fn an_amqp_message_is_retried_with_a_count_then_dead_lettered() {
     );
     let store_path = data.join("railyard.db");
     let dead = || {
-        railyard_store::Store::open(&store_path)
+        railyard_store::Store::open_unlocked(&store_path)
             .unwrap()
             .dead_letters(Some("to-erp"), 10)
             .unwrap()

@@ -161,7 +161,7 @@ fn a_signed_webhook_flows_through_topics_to_a_file_and_the_server_stops_cleanly(
     assert!(err.contains("railyard: stopped"), "{err}");
 
     // What order-to-erp (not started: no HTTP output yet) will consume is waiting, durably.
-    let store = railyard_store::Store::open(&tmp.path().join("data/railyard.db")).unwrap();
+    let store = railyard_store::Store::open_unlocked(&tmp.path().join("data/railyard.db")).unwrap();
     assert_eq!(store.depth("orders.accepted", "erp").unwrap(), 1);
 }
 
@@ -302,7 +302,7 @@ fn the_erp_output_retries_503_and_429_then_posts_exactly_the_mapped_order() {
         "delivered once, after the 201: {metrics}"
     );
     drop(server);
-    let store = railyard_store::Store::open(&tmp.path().join("data/railyard.db")).unwrap();
+    let store = railyard_store::Store::open_unlocked(&tmp.path().join("data/railyard.db")).unwrap();
     assert_eq!(
         store.depth("orders.accepted", "erp").unwrap(),
         0,
@@ -338,7 +338,7 @@ fn a_rejected_order_is_dead_lettered_not_retried() {
     let store_path = tmp.path().join("data/railyard.db");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let store = railyard_store::Store::open(&store_path).unwrap();
+        let store = railyard_store::Store::open_unlocked(&store_path).unwrap();
         let dead = store.dead_letters(Some("order-to-erp"), 10).unwrap();
         if let Some((_, dl)) = dead.first() {
             assert_eq!(dl.error["code"], "output-error");
@@ -626,7 +626,7 @@ fn a_file_resumes_after_the_last_record_handed_off_before_a_crash() {
         .map(|i| format!("{{\"n\": {i}}}\n"))
         .collect::<String>();
     // A previous run handed off the first 4 records, then crashed before moving the file.
-    let store = railyard_store::Store::open(&dir.join("data/railyard.db")).unwrap();
+    let store = railyard_store::Store::open_unlocked(&dir.join("data/railyard.db")).unwrap();
     let key = railyard_connectors::file::content_key(content.as_bytes());
     store
         .set_file_progress(
@@ -814,7 +814,7 @@ fn with_a_broker_two_processes_share_a_topic_as_competing_consumers() {
     assert_eq!(queue_depth(&url, &queue), 0, "every delivery was acked");
     delete_queue(&url, &queue);
     // Nothing went through the embedded store.
-    let store = railyard_store::Store::open(&dir.join("data-a/railyard.db")).unwrap();
+    let store = railyard_store::Store::open_unlocked(&dir.join("data-a/railyard.db")).unwrap();
     assert_eq!(store.depth(&format!("work.{tag}"), &tag).unwrap(), 0);
 }
 

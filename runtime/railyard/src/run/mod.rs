@@ -10,6 +10,7 @@
 //! (topic rows committed, files fsynced) or the message was durably dead-lettered. A topic
 //! delivery is acked under the same rule; until then its lease expires and it is redelivered.
 
+mod driver;
 mod metrics;
 mod outputs;
 
@@ -23,9 +24,10 @@ use std::time::{Duration, Instant};
 use axum::routing::get;
 use railyard_connectors::amqp::Settle;
 use railyard_connectors::http::{Handoff, Inbound, Unavailable};
+use railyard_core::delivery::{ErrorClass, Verdict};
 use railyard_core::engine::{Engine, Message, Origin, Outcome, State};
 use railyard_core::project::{Pipeline, Project};
-use railyard_store::{DeadLetter, Store};
+use railyard_store::{DeadLetter, KeyClaim, Store, Unit};
 use serde_json::{Value, json};
 
 use self::outputs::SendError;
@@ -126,6 +128,9 @@ struct Runtime {
     amqp_topics: Option<String>,
     /// Connection state of every AMQP consumer, by worker: `/ready` is false while one is down.
     brokers: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// Whether the store could be written at the last check (`/ready`, and a watchdog every
+    /// few seconds): webhooks answer 503 while it cannot, instead of 202s nobody can keep.
+    store_ok: AtomicBool,
 }
 
 /// One version of the running configuration: the project and which pipelines run.
@@ -165,39 +170,6 @@ impl Live {
             .filter(|(_, r)| self.running.contains(&r.pipeline))
             .collect())
     }
-}
-
-/// Retry policy of a pipeline: total attempts and the delay before attempt `n + 1`.
-fn max_attempts(p: &Pipeline) -> u32 {
-    p.def
-        .on_error
-        .as_ref()
-        .and_then(|l| l.ok())
-        .and_then(|e| e.value.retry.as_ref())
-        .map_or(8, |r| r.value.attempts.value.max(1))
-}
-
-fn backoff(p: &Pipeline, attempt: u32, retry_after: Option<Duration>) -> Duration {
-    use railyard_core::model::pipeline::Backoff;
-    let retry = p
-        .def
-        .on_error
-        .as_ref()
-        .and_then(|l| l.ok())
-        .and_then(|e| e.value.retry.as_ref());
-    let initial = retry
-        .and_then(|r| r.value.initial.as_ref())
-        .map_or(Duration::from_millis(500), |d| d.value.0);
-    let max = retry
-        .and_then(|r| r.value.max.as_ref())
-        .map_or(Duration::from_secs(60), |d| d.value.0);
-    let exponential = retry.is_none_or(|r| r.value.backoff == Backoff::Exponential);
-    let delay = if exponential {
-        initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-    } else {
-        initial
-    };
-    delay.min(max).max(retry_after.unwrap_or_default())
 }
 
 impl Runtime {
@@ -244,10 +216,11 @@ impl Runtime {
         project: &Project,
         pipeline: &Pipeline,
         input: Input,
-    ) -> Result<String, SendError> {
+        unit: Unit,
+    ) -> Result<String, Failed> {
         let processed = self.process(project, pipeline, input);
         self.handle
-            .block_on(self.finish(project, pipeline, processed, true))
+            .block_on(self.finish(project, pipeline, processed, true, unit))
     }
 
     /// The engine's part of a message: its steps, up to the outputs. CPU only, unless the
@@ -263,70 +236,129 @@ impl Runtime {
             ids: &*self.make_id,
             now: &outputs::now_rfc3339,
         };
-        let mut state = MessageState {
-            store: &self.store,
-            memory: &self.memory,
-            recorded: Vec::new(),
-            claims: Vec::new(),
-            steps: Vec::new(),
-        };
+        let mut state = MessageState::new(&self.store, &self.memory);
         let started = Instant::now();
         metrics::messages(&pipeline.name, "in", 1);
-        let (outcome, id) = match input {
+        let (ran, id, original) = match input {
             Input::Payload { body, origin } => {
                 let mut origin = origin;
                 let id = origin.id.get_or_insert_with(|| self.next_id()).clone();
-                (engine.ingest(pipeline, body, origin, &mut state), id)
+                // The input as received, for a dead letter: a step may drop fields.
+                let original = Message::new(body.clone(), origin.clone(), &|| id.clone());
+                let ran = driver::catch(|| engine.ingest(pipeline, body, origin, &mut state));
+                (ran, id, original)
             }
             Input::Message(msg) => {
                 let id = msg.id().to_string();
-                (engine.process(pipeline, msg, &mut state), id)
+                let original = msg.clone();
+                let ran = driver::catch(|| engine.process(pipeline, msg, &mut state));
+                (ran, id, original)
+            }
+        };
+        let (outcome, panicked) = match ran {
+            Ok(outcome) => (outcome, None),
+            Err(panic) => {
+                tracing::error!(pipeline = %pipeline.name, message_id = %id, panic = %panic, "A step panicked; the message is dead-lettered and the process keeps serving.");
+                (Outcome::default(), Some(panic))
             }
         };
         Processed {
             outcome,
             id,
-            recorded: state.recorded,
-            claims: state.claims,
+            original,
+            unit: state.unit,
+            busy: state.busy,
+            panicked,
             started,
         }
     }
 
-    /// Sends a processed message to its outputs and settles its durable state: batches it
-    /// completed are deleted (or buffered again), dedupe keys it recorded are forgotten when
-    /// an output failed, so the retry is not dropped as a duplicate of itself.
+    /// Sends a processed message to its outputs and settles its durable state as one unit
+    /// with `unit` (the caller's acknowledgement and file progress): when every output
+    /// confirmed (or the message was dead-lettered), its dedupe keys become committed and its
+    /// claimed batches are deleted in the same transaction as the ack; when it will be tried
+    /// again they are undone (keys deleted, batches buffered again), so the retry is not
+    /// taken for a duplicate of itself. The caller settles its source after an error.
     async fn finish(
         &self,
         project: &Project,
         pipeline: &Pipeline,
         processed: Processed<'_>,
         inline: bool,
-    ) -> Result<String, SendError> {
+        mut unit: Unit,
+    ) -> Result<String, Failed> {
         let Processed {
             outcome,
             id,
-            recorded,
-            claims,
+            original,
+            unit: effects,
+            busy,
+            panicked,
             started,
         } = processed;
-        let emitted = self.emit(project, pipeline, outcome, inline).await;
-        metrics::message_duration(&pipeline.name, started.elapsed());
-        let ok = emitted.is_ok();
-        if !claims.is_empty() || (!ok && !recorded.is_empty()) {
-            let (store, name) = (self.store.clone(), pipeline.name.clone());
-            let _ = outputs::blocking(inline, move || {
-                settle_batches(&store, &name, &claims, ok);
-                if !ok {
-                    for (p, key) in &recorded {
-                        if let Err(err) = store.forget(p, key) {
-                            tracing::error!(pipeline = %p, error = %err, "Could not forget a dedupe key; a retry may be dropped.");
-                        }
+        unit.keys = effects.keys;
+        unit.batch_claims = effects.batch_claims;
+        let emitted = match (busy, panicked) {
+            (_, Some(panic)) => {
+                self.dead_letter_internal(pipeline, &original, "steps", &panic, inline)
+                    .await
+            }
+            // Another copy holds the key: answering "duplicate" now would lose the message
+            // if that copy then fails. Wait for it to settle.
+            (Some(key), None) => Err(SendError::held(format!(
+                "another copy of this message (dedupe key `{key}`) is in flight; try again"
+            ))),
+            (None, None) => {
+                use futures_util::FutureExt;
+                let emit = self.emit(project, pipeline, outcome, &original, inline);
+                match std::panic::AssertUnwindSafe(emit).catch_unwind().await {
+                    Ok(emitted) => emitted,
+                    Err(payload) => {
+                        let panic = driver::panic_text(payload.as_ref());
+                        tracing::error!(pipeline = %pipeline.name, message_id = %id, panic = %panic, "An output panicked; the message is dead-lettered and the process keeps serving.");
+                        self.dead_letter_internal(pipeline, &original, "outputs", &panic, inline)
+                            .await
                     }
                 }
-            })
-            .await;
-        }
-        emitted.map(|()| id)
+            }
+        };
+        metrics::message_duration(&pipeline.name, started.elapsed());
+        let emitted = if unit.is_empty() {
+            emitted
+        } else {
+            let store = self.store.clone();
+            let ok = emitted.is_ok();
+            let settled = outputs::blocking(inline, move || settle_unit(&store, unit, ok)).await;
+            match (emitted, settled) {
+                (Err(e), _) => Err(e),
+                (Ok(()), Ok(Ok(()))) => Ok(()),
+                (Ok(()), Ok(Err(e)) | Err(e)) => Err(store_error(e)),
+            }
+        };
+        emitted
+            .map(|()| id)
+            .map_err(|error| Failed { error, original })
+    }
+
+    /// Dead-letters `original` for a panic in `place` (code `internal`).
+    async fn dead_letter_internal(
+        &self,
+        pipeline: &Pipeline,
+        original: &Message,
+        place: &str,
+        panic: &str,
+        inline: bool,
+    ) -> Result<(), SendError> {
+        let error = json!({
+            "code": "internal",
+            "step": place,
+            "message": format!("railyard failed (a bug): {panic}"),
+        });
+        let entry = dead_letter_entry(pipeline, original, None, place, error);
+        let store = self.store.clone();
+        outputs::blocking(inline, move || write_dead_letter(&store, &entry))
+            .await
+            .map_err(store_error)?
     }
 
     async fn emit(
@@ -334,6 +366,7 @@ impl Runtime {
         project: &Project,
         pipeline: &Pipeline,
         outcome: Outcome<'_>,
+        original: &Message,
         inline: bool,
     ) -> Result<(), SendError> {
         metrics::messages(&pipeline.name, "dropped", outcome.dropped.len() as u64);
@@ -348,7 +381,7 @@ impl Runtime {
             inline,
         };
         let dead_letter = |msg: &Message, step: &str, error: Value| {
-            let entry = dead_letter_entry(pipeline, msg, step, error);
+            let entry = dead_letter_entry(pipeline, msg, Some(original), step, error);
             let store = self.store.clone();
             outputs::blocking(inline, move || write_dead_letter(&store, &entry))
         };
@@ -359,15 +392,17 @@ impl Runtime {
                 let sent = outputs::send(&ctx, o, &d.message).await;
                 let result = match &sent {
                     Ok(()) => metrics::Sent::Ok,
-                    Err(e) if e.permanent => metrics::Sent::Rejected,
-                    Err(e) if e.held => metrics::Sent::Held,
-                    Err(_) => metrics::Sent::Retry,
+                    Err(e) => match e.class {
+                        ErrorClass::Permanent => metrics::Sent::Rejected,
+                        ErrorClass::Held => metrics::Sent::Held,
+                        ErrorClass::Transient => metrics::Sent::Retry,
+                    },
                 };
                 let label = format!("outputs[{i}] {}", o.kind);
                 metrics::output(&pipeline.name, &label, result, started.elapsed());
                 match sent {
                     Ok(()) => {}
-                    Err(e) if e.permanent => {
+                    Err(e) if e.class == ErrorClass::Permanent => {
                         let step = format!("output {}", o.kind);
                         let error =
                             json!({ "code": "output-error", "step": step, "message": e.message });
@@ -379,7 +414,11 @@ impl Runtime {
                     }
                     Err(e) => {
                         // The whole message goes back to its source, to be tried again.
-                        let outcome = if e.held { "held" } else { "retried" };
+                        let outcome = if e.class == ErrorClass::Held {
+                            "held"
+                        } else {
+                            "retried"
+                        };
                         metrics::messages(&pipeline.name, outcome, 1);
                         return Err(e);
                     }
@@ -417,35 +456,50 @@ impl Runtime {
             ids: &*self.make_id,
             now: &outputs::now_rfc3339,
         };
-        let mut state = MessageState {
-            store: &self.store,
-            memory: &self.memory,
-            recorded: Vec::new(),
-            claims: Vec::new(),
-            steps: Vec::new(),
-        };
+        let mut state = MessageState::new(&self.store, &self.memory);
         let outcome = engine.flush(pipeline, &mut state);
-        let claims = std::mem::take(&mut state.claims);
-        if outcome.delivered.is_empty() && outcome.failed.is_empty() && claims.is_empty() {
+        let unit = std::mem::take(&mut state.unit);
+        if outcome.delivered.is_empty() && outcome.failed.is_empty() && unit.is_empty() {
             return;
         }
+        // A flushed batch has no single input: its dead letters keep the batch itself.
+        let original = outcome
+            .delivered
+            .first()
+            .map(|d| d.message.clone())
+            .or_else(|| outcome.failed.first().map(|f| f.message.clone()));
+        let Some(original) = original else {
+            let _ = settle_unit(&self.store, unit, true);
+            return;
+        };
         let emitted = self
             .handle
-            .block_on(self.emit(project, pipeline, outcome, true));
+            .block_on(self.emit(project, pipeline, outcome, &original, true));
         if let Err(e) = &emitted {
             tracing::warn!(pipeline = %pipeline.name, error = %e, "Batch output failed; the batch stays buffered for the next flush.");
         }
-        settle_batches(&self.store, &pipeline.name, &claims, emitted.is_ok());
+        if let Err(e) = settle_unit(&self.store, unit, emitted.is_ok()) {
+            // The claim expires by itself: the batch goes out again (at least once).
+            tracing::error!(pipeline = %pipeline.name, error = %e, "Could not settle a batch claim; it will be emitted again when the claim expires.");
+        }
     }
+}
 
-    fn dead_letter(
-        &self,
-        pipeline: &Pipeline,
-        msg: &Message,
-        step: &str,
-        error: Value,
-    ) -> Result<(), SendError> {
-        write_dead_letter(&self.store, &dead_letter_entry(pipeline, msg, step, error))
+/// A message whose attempt failed: why, and the message as it entered the pipeline (what a
+/// dead letter keeps after the last attempt).
+struct Failed {
+    error: SendError,
+    original: Message,
+}
+
+impl Failed {
+    /// A failure before the message could be built (its pipeline is gone).
+    fn early(rt: &Runtime, error: SendError, input: Input) -> Failed {
+        let original = match input {
+            Input::Message(m) => m,
+            Input::Payload { body, origin } => Message::new(body, origin, &|| rt.next_id()),
+        };
+        Failed { error, original }
     }
 }
 
@@ -454,33 +508,60 @@ impl Runtime {
 struct Processed<'p> {
     outcome: Outcome<'p>,
     id: String,
-    recorded: Vec<(String, String)>,
-    claims: Vec<i64>,
+    /// The message as it entered the pipeline.
+    original: Message,
+    /// The state it changed: dedupe keys claimed, batches claimed.
+    unit: Unit,
+    /// A dedupe key another copy of the message holds (in flight).
+    busy: Option<String>,
+    /// What a step's panic said: the message is dead-lettered (code `internal`).
+    panicked: Option<String>,
     started: Instant,
 }
 
-/// Deletes the claimed batches whose outputs confirmed, or buffers them again.
-fn settle_batches(store: &Store, pipeline: &str, claims: &[i64], delivered: bool) {
-    for token in claims {
-        let settled = if delivered {
-            store.batch_commit(*token)
-        } else {
-            store.batch_release(*token)
-        };
-        if let Err(e) = settled {
-            // The claim expires by itself: the batch goes out again (at least once).
-            tracing::error!(pipeline = %pipeline, error = %e, "Could not settle a batch claim; it will be emitted again when the claim expires.");
+/// Settles a unit of work: committed with its ack when the message is done (`done`), else
+/// undone (keys deleted, batch claims released; a delivery is left to its caller). When the
+/// commit fails, the unit is undone so that nothing stays pending in this process.
+fn settle_unit(store: &Store, mut unit: Unit, done: bool) -> Result<(), String> {
+    if done {
+        match store.commit_unit(&unit) {
+            Ok(true) => return Ok(()),
+            // The lease was taken over: the new holder redelivers; let it claim the keys.
+            Ok(false) => {
+                unit.ack = None;
+                return store
+                    .release_unit(&unit, 0, false)
+                    .map_err(|e| format!("store: {e}"));
+            }
+            Err(e) => {
+                unit.ack = None;
+                let _ = store.release_unit(&unit, 0, false);
+                return Err(format!("store: {e}"));
+            }
         }
     }
+    unit.ack = None;
+    store
+        .release_unit(&unit, 0, false)
+        .map_err(|e| format!("store: {e}"))
 }
 
-fn dead_letter_entry(pipeline: &Pipeline, msg: &Message, step: &str, error: Value) -> DeadLetter {
+/// A dead letter of `msg` (the body at the failing step) that keeps `original`, the message
+/// as it entered the pipeline, when that is another body.
+fn dead_letter_entry(
+    pipeline: &Pipeline,
+    msg: &Message,
+    original: Option<&Message>,
+    step: &str,
+    error: Value,
+) -> DeadLetter {
     metrics::messages(&pipeline.name, "dead_lettered", 1);
     DeadLetter {
         pipeline: pipeline.name.clone(),
         pipeline_version: pipeline.version,
         step: step.to_string(),
         error,
+        original: Some(original.unwrap_or(msg).envelope().clone()),
         message: msg.envelope().clone(),
         attempts: msg
             .meta()
@@ -500,12 +581,7 @@ fn write_dead_letter(store: &Store, entry: &DeadLetter) -> Result<(), SendError>
 
 /// The store (or the blocking pool in front of it) failed: retry later.
 fn store_error(message: String) -> SendError {
-    SendError {
-        permanent: false,
-        retry_after: None,
-        held: false,
-        message,
-    }
+    SendError::transient(message)
 }
 
 #[derive(Clone)]
@@ -529,23 +605,34 @@ fn messages(envelopes: Vec<Value>) -> Vec<Message> {
 /// Engine state for one message: dedupe keys and batch buffers in the durable store;
 /// reservations in memory, shared by all messages (the durable version comes with the store's
 /// inventory tables). Only reservations take the shared lock, so messages run through their
-/// pipelines in parallel.
+/// pipelines in parallel. What the message changes in the store is collected in `unit`,
+/// settled when the message is done ([`settle_unit`]).
 struct MessageState<'a> {
     store: &'a Store,
     memory: &'a Mutex<railyard_core::engine::MemoryState>,
-    /// Dedupe keys recorded while the message ran. If its outputs then fail and it will be
-    /// retried, they are forgotten again: otherwise the retry would be dropped as a duplicate
-    /// of itself and the message lost.
-    recorded: Vec<(String, String)>,
-    /// Batches claimed from the store's buffers while the message ran: committed (deleted)
-    /// when the outputs confirmed, released (buffered again) when they failed.
-    claims: Vec<i64>,
+    /// Dedupe keys claimed (pending) and batches claimed while the message ran.
+    unit: Unit,
+    /// A dedupe key found pending: another copy of the message is in flight.
+    busy: Option<String>,
     /// When each step under way started (a switch's case steps nest inside it), for the
     /// latency histograms.
     steps: Vec<Instant>,
 }
 
-impl MessageState<'_> {
+impl<'a> MessageState<'a> {
+    fn new(
+        store: &'a Store,
+        memory: &'a Mutex<railyard_core::engine::MemoryState>,
+    ) -> MessageState<'a> {
+        MessageState {
+            store,
+            memory,
+            unit: Unit::default(),
+            busy: None,
+            steps: Vec::new(),
+        }
+    }
+
     fn memory(&self) -> std::sync::MutexGuard<'_, railyard_core::engine::MemoryState> {
         self.memory
             .lock()
@@ -555,15 +642,19 @@ impl MessageState<'_> {
 
 impl State for MessageState<'_> {
     fn seen(&mut self, pipeline: &str, key: &str, ttl: Duration) -> bool {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         match self
             .store
-            .seen(pipeline, key, ttl.as_millis() as i64, outputs::now_ms())
+            .claim_key(pipeline, key, ttl_ms, outputs::now_ms())
         {
-            Ok(seen) => {
-                if !seen {
-                    self.recorded.push((pipeline.to_string(), key.to_string()));
-                }
-                seen
+            Ok(KeyClaim::Claimed) => {
+                self.unit.keys.push((pipeline.to_string(), key.to_string()));
+                false
+            }
+            Ok(KeyClaim::Committed) => true,
+            Ok(KeyClaim::Pending) => {
+                self.busy.get_or_insert_with(|| key.to_string());
+                true
             }
             Err(e) => {
                 // Failing open delivers a possible duplicate; failing closed would drop a
@@ -597,7 +688,7 @@ impl State for MessageState<'_> {
         );
         match added {
             Ok(Some(claim)) => {
-                self.claims.push(claim.token);
+                self.unit.batch_claims.push(claim.token);
                 Some(messages(claim.messages))
             }
             Ok(None) => None,
@@ -615,7 +706,7 @@ impl State for MessageState<'_> {
             Ok(claims) => claims
                 .into_iter()
                 .map(|c| {
-                    self.claims.push(c.token);
+                    self.unit.batch_claims.push(c.token);
                     (c.buffer, messages(c.messages))
                 })
                 .collect(),
@@ -692,6 +783,15 @@ pub fn run(args: Args) -> u8 {
 }
 
 async fn serve(args: Args, project: Project, store: Store) -> u8 {
+    let reclaimed = store.reclaimed();
+    if reclaimed != railyard_store::Reclaimed::default() {
+        tracing::warn!(
+            deliveries = reclaimed.deliveries,
+            batches = reclaimed.batches,
+            dedupe_keys = reclaimed.keys,
+            "The previous run stopped with messages in flight; they are taken back and will be redelivered now."
+        );
+    }
     let live = Live::new(project);
     for (name, why) in &live.not_started {
         tracing::warn!(pipeline = %name, reason = %why, "Pipeline not started.");
@@ -754,6 +854,7 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
         publishers: Mutex::new(HashMap::new()),
         amqp_topics,
         brokers: Mutex::new(HashMap::new()),
+        store_ok: AtomicBool::new(true),
     });
 
     let handoff: Handoff = {
@@ -761,6 +862,13 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
         Arc::new(move |inbound: Inbound| {
             let rt = rt.clone();
             Box::pin(async move {
+                if !rt.store_ok.load(Ordering::Relaxed) {
+                    return Err(Unavailable {
+                        retry_after_secs: 5,
+                        reason: "the store cannot be written (disk full or damaged); see /ready"
+                            .to_string(),
+                    });
+                }
                 let live = rt.live();
                 let origin = Origin {
                     correlation_id: inbound.correlation_id,
@@ -774,10 +882,7 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
                 };
                 run_message(&rt, &live, &inbound.pipeline, input)
                     .await
-                    .map_err(|e| Unavailable {
-                        retry_after_secs: e.retry_after.map_or(5, |d| d.as_secs().max(1)),
-                        reason: e.message,
-                    })
+                    .map_err(|failed| webhook_unavailable(&live, &inbound.pipeline, failed))
             })
         })
     };
@@ -821,8 +926,18 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
                     let rt = ready_rt.clone();
                     async move {
                         let down = rt.brokers_down();
+                        // A real (tiny) write: a full disk or a damaged file fails it.
+                        let store = rt.store.clone();
+                        let writable = tokio::task::spawn_blocking(move || {
+                            store
+                                .check_writable(outputs::now_ms())
+                                .map_err(|e| e.to_string())
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()));
+                        rt.store_ok.store(writable.is_ok(), Ordering::Relaxed);
                         let ok = !rt.stopping.load(Ordering::Relaxed)
-                            && rt.store.depth("__ready", "__ready").is_ok()
+                            && writable.is_ok()
                             && down.is_empty();
                         let status = if ok {
                             axum::http::StatusCode::OK
@@ -831,7 +946,11 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
                         };
                         (
                             status,
-                            axum::Json(json!({ "ready": ok, "brokers_down": down })),
+                            axum::Json(json!({
+                                "ready": ok,
+                                "brokers_down": down,
+                                "store": writable.err().unwrap_or_else(|| "ok".to_string()),
+                            })),
                         )
                     }
                 }),
@@ -865,15 +984,37 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
     };
     let mut workers = Workers::default();
     workers.reconcile(&rt, &rt.live());
-    // Expired dedupe keys are deleted every ten minutes.
+    // Housekeeping: the store is checked for writes every five seconds (webhooks answer 503
+    // while it fails; a change is logged once, not every time), expired dedupe keys are
+    // deleted every ten minutes.
     let (purge_stop, purge_rx) = tokio::sync::watch::channel(false);
     let purger = {
         let (rt, mut stop) = (rt.clone(), purge_rx);
         tokio::spawn(async move {
+            let mut tick = 0u64;
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(600)) => {}
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                     _ = stop.changed() => return,
+                }
+                tick += 1;
+                let rt2 = rt.clone();
+                let checked = tokio::task::spawn_blocking(move || {
+                    rt2.store.check_writable(outputs::now_ms())
+                })
+                .await;
+                let ok = matches!(checked, Ok(Ok(())));
+                if rt.store_ok.swap(ok, Ordering::Relaxed) != ok {
+                    match checked {
+                        Ok(Err(e)) => {
+                            tracing::error!(error = %e, "The store cannot be written; webhooks answer 503 and /ready is 503 until it can.")
+                        }
+                        Err(e) => tracing::error!(error = %e, "The store check failed."),
+                        Ok(Ok(())) => tracing::info!("The store can be written again."),
+                    }
+                }
+                if !tick.is_multiple_of(120) {
+                    continue;
                 }
                 let rt2 = rt.clone();
                 let purged =
@@ -947,6 +1088,26 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
     let _ = purger.await;
     eprintln!("railyard: stopped");
     exit::OK
+}
+
+/// The answer to a webhook whose message could not be handed off: 503 with a `Retry-After`
+/// from the pipeline's policy (the platform's retry is the next attempt; its attempt number
+/// is not known here, so the first retry's delay), at least one second.
+fn webhook_unavailable(live: &Live, pipeline: &str, failed: Failed) -> Unavailable {
+    let e = failed.error;
+    let wait = live
+        .project
+        .pipelines
+        .get(pipeline)
+        .map(|p| match driver::verdict(p, 1, Some(&e)) {
+            Verdict::Retry(d) | Verdict::Hold(d) => d,
+            Verdict::Ack | Verdict::DeadLetter => railyard_core::delivery::HOLD_DELAY,
+        })
+        .unwrap_or(railyard_core::delivery::HOLD_DELAY);
+    Unavailable {
+        retry_after_secs: wait.as_secs().max(1),
+        reason: e.message,
+    }
 }
 
 /// Subscribes every topic consumer of `live`, started or not: what is published for a
@@ -1367,6 +1528,7 @@ async fn consume(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     const LEASE_MS: i64 = 30_000;
+    let mut errors = driver::Throttle::default();
     loop {
         if *stop.borrow() {
             return;
@@ -1374,7 +1536,10 @@ async fn consume(
         let rt2 = rt.clone();
         let (p2, t2, g2) = (pipeline.clone(), topic.clone(), group.clone());
         let handled = tokio::task::spawn_blocking(move || -> Result<usize, String> {
-            let leased = rt2.store.lease(&t2, &g2, 32, LEASE_MS, outputs::now_ms()).map_err(|e| e.to_string())?;
+            let leased = rt2
+                .store
+                .lease(&t2, &g2, 32, LEASE_MS, outputs::now_ms())
+                .map_err(|e| e.to_string())?;
             let live = rt2.live();
             let Some(p) = live.project.pipelines.get(&p2) else {
                 return Ok(0);
@@ -1389,30 +1554,12 @@ async fn consume(
                     format!("{t2}#{}", delivery.seq),
                     delivery.attempt,
                 );
-                match rt2.handle(&live.project, p, Input::Message(msg)) {
-                    Ok(_) => {
-                        let _ = rt2.store.ack(&delivery);
-                    }
-                    Err(e) if e.held => {
-                        tracing::warn!(pipeline = %p2, error = %e, "Destination unreachable; the delivery is held until it is back.");
-                        let _ = rt2.store.release(&delivery, outputs::now_ms() + 1_000);
-                    }
-                    Err(e) if delivery.attempt >= max_attempts(p) => {
-                        tracing::warn!(pipeline = %p2, error = %e, attempts = delivery.attempt, "Retries exhausted; dead-lettering.");
-                        let mut failed = Message::from_envelope(delivery.message.clone()).unwrap_or_else(|| {
-                            Message::new(delivery.message.clone(), Origin::default(), &|| rt2.next_id())
-                        });
-                        failed.set_meta("attempt", Value::from(delivery.attempt));
-                        let error = json!({ "code": "retries-exhausted", "message": e.message });
-                        if rt2.dead_letter(p, &failed, "output", error).is_ok() {
-                            let _ = rt2.store.ack(&delivery);
-                        }
-                    }
-                    Err(e) => {
-                        let wait = backoff(p, delivery.attempt, e.retry_after);
-                        tracing::warn!(pipeline = %p2, error = %e, attempt = delivery.attempt, retry_in_ms = wait.as_millis() as u64, "Output failed; the delivery will be retried.");
-                        let _ = rt2.store.nack(&delivery, outputs::now_ms() + wait.as_millis() as i64);
-                    }
+                let unit = Unit {
+                    ack: Some(delivery.clone()),
+                    ..Unit::default()
+                };
+                if let Err(failed) = rt2.handle(&live.project, p, Input::Message(msg), unit) {
+                    settle_delivery(&rt2, p, &delivery, failed);
                 }
             }
             Ok(n)
@@ -1421,7 +1568,9 @@ async fn consume(
         let idle = match handled {
             Ok(Ok(n)) => n == 0,
             Ok(Err(e)) => {
-                tracing::error!(topic = %topic, error = %e, "Store unavailable; consumer waits.");
+                if let Some(suppressed) = errors.admit(Instant::now()) {
+                    tracing::error!(topic = %topic, error = %e, repeated = suppressed, "Store unavailable; consumer waits.");
+                }
                 true
             }
             Err(_) => true,
@@ -1433,6 +1582,56 @@ async fn consume(
             }
         }
     }
+}
+
+/// Carries out the verdict on a store-topic delivery whose attempt `failed` (on success the
+/// delivery was acked with the message's unit of work already).
+fn settle_delivery(rt: &Runtime, p: &Pipeline, delivery: &railyard_store::Leased, failed: Failed) {
+    let Failed {
+        error: e,
+        original: mut msg,
+    } = failed;
+    let e = &e;
+    let now = outputs::now_ms();
+    let settled = match driver::verdict(p, delivery.attempt, Some(e)) {
+        Verdict::Ack => Ok(()),
+        Verdict::Hold(wait) => {
+            tracing::warn!(pipeline = %p.name, error = %e, "Destination unreachable; the delivery is held until it is back.");
+            rt.store.release(delivery, now + millis(wait)).map(drop)
+        }
+        Verdict::Retry(wait) => {
+            tracing::warn!(pipeline = %p.name, error = %e, attempt = delivery.attempt, retry_in_ms = millis(wait), "Output failed; the delivery will be retried.");
+            rt.store.nack(delivery, now + millis(wait)).map(drop)
+        }
+        Verdict::DeadLetter => {
+            tracing::warn!(pipeline = %p.name, error = %e, attempts = delivery.attempt, class = e.class.as_str(), "Dead-lettering.");
+            msg.set_meta("attempt", Value::from(delivery.attempt));
+            let entry = dead_letter_entry(p, &msg, None, "output", exhausted(e));
+            let unit = Unit {
+                dead_letters: vec![entry],
+                ack: Some(delivery.clone()),
+                ..Unit::default()
+            };
+            rt.store.commit_unit(&unit).map(drop)
+        }
+    };
+    if let Err(err) = settled {
+        // The lease runs out and the delivery comes back: nothing is lost.
+        tracing::error!(pipeline = %p.name, error = %err, "Could not settle a delivery; it comes back when its lease runs out.");
+    }
+}
+
+/// The dead letter's error for a message whose last attempt failed with `e`.
+fn exhausted(e: &SendError) -> Value {
+    let code = match e.class {
+        ErrorClass::Permanent => "output-error",
+        _ => "retries-exhausted",
+    };
+    json!({ "code": code, "class": e.class.as_str(), "message": e.message })
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Picks up dropped files (POS batch exports): each record is handed to the pipeline, progress
@@ -1464,6 +1663,93 @@ async fn file_drop(
             _ = stop.changed() => return,
         }
     }
+}
+
+/// Hands one file record to the pipeline until it is done: delivered, or dead-lettered after
+/// its last attempt (the pipeline's `on_error.retry`), its file progress recorded in the same
+/// transaction either way. False when the runtime stops or the store fails first (the file
+/// resumes at this record).
+#[allow(clippy::too_many_arguments)]
+fn drain_record(
+    rt: &Runtime,
+    project: &Project,
+    p: &Pipeline,
+    name: &str,
+    key: &str,
+    record: railyard_connectors::file::Record,
+    origin: Origin,
+    done: u64,
+    total: u64,
+) -> bool {
+    use railyard_store::{FileMark, FileProgress};
+    let mark = FileMark {
+        pipeline: p.name.clone(),
+        key: key.to_string(),
+        progress: FileProgress {
+            handed_off: done + 1,
+            complete: done + 1 == total,
+        },
+        now_ms: outputs::now_ms(),
+    };
+    let mut attempt = 1u32;
+    loop {
+        let unit = Unit {
+            file: Some(mark.clone()),
+            ..Unit::default()
+        };
+        let input = Input::Payload {
+            body: record.value.clone(),
+            origin: origin.clone(),
+        };
+        let Err(failed) = rt.handle(project, p, input, unit) else {
+            return true;
+        };
+        let e = &failed.error;
+        let wait = match driver::verdict(p, attempt, Some(e)) {
+            Verdict::Ack => return true,
+            Verdict::Retry(wait) => {
+                tracing::warn!(pipeline = %p.name, file = %name, line = record.line, attempt, error = %e, retry_in_ms = millis(wait), "Output failed; the record will be retried.");
+                attempt += 1;
+                wait
+            }
+            Verdict::Hold(wait) => {
+                tracing::warn!(pipeline = %p.name, file = %name, line = record.line, error = %e, "Destination unreachable; the record is held until it is back.");
+                wait
+            }
+            Verdict::DeadLetter => {
+                tracing::warn!(pipeline = %p.name, file = %name, line = record.line, attempts = attempt, error = %e, "Dead-lettering the record.");
+                let mut msg = failed.original;
+                msg.set_meta("attempt", Value::from(attempt));
+                let unit = Unit {
+                    dead_letters: vec![dead_letter_entry(p, &msg, None, "output", exhausted(e))],
+                    file: Some(mark.clone()),
+                    ..Unit::default()
+                };
+                match rt.store.commit_unit(&unit) {
+                    Ok(_) => return true,
+                    Err(err) => {
+                        tracing::error!(pipeline = %p.name, file = %name, error = %err, "Could not dead-letter a record; the file resumes at it.");
+                        return false;
+                    }
+                }
+            }
+        };
+        if !pause(rt, wait) {
+            return false;
+        }
+    }
+}
+
+/// Waits `wait` on a blocking thread, in short steps; false as soon as the runtime stops.
+fn pause(rt: &Runtime, wait: Duration) -> bool {
+    let until = Instant::now() + wait;
+    while Instant::now() < until {
+        if rt.stopping.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep((until - Instant::now()).min(Duration::from_millis(100)));
+    }
+    !rt.stopping.load(Ordering::Relaxed)
 }
 
 fn drain_files(rt: &Runtime, pipeline: &str, drop: &railyard_connectors::file::FileDrop) {
@@ -1523,33 +1809,20 @@ fn drain_files(rt: &Runtime, pipeline: &str, drop: &railyard_connectors::file::F
                     headers,
                     ..Origin::default()
                 };
-                match rt.handle(
+                if !drain_record(
+                    rt,
                     &live.project,
                     p,
-                    Input::Payload {
-                        body: record.value,
-                        origin,
-                    },
+                    &name,
+                    &key,
+                    record,
+                    origin,
+                    done,
+                    total,
                 ) {
-                    Ok(_) => {
-                        done += 1;
-                        let mark = FileProgress {
-                            handed_off: done,
-                            complete: done == total,
-                        };
-                        if let Err(e) =
-                            rt.store
-                                .set_file_progress(pipeline, &key, mark, outputs::now_ms())
-                        {
-                            tracing::error!(pipeline, file = %name, error = %e, "Could not record file progress.");
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(pipeline, file = %name, line = record.line, error = %e, "Output failed; the file resumes at this record.");
-                        return;
-                    }
+                    return;
                 }
+                done += 1;
             }
         }
         if done == total {
@@ -1680,21 +1953,31 @@ async fn run_message(
     live: &Arc<Live>,
     pipeline: &str,
     input: Input,
-) -> Result<String, SendError> {
+) -> Result<String, Failed> {
     let Some(p) = live.project.pipelines.get(pipeline) else {
-        return Err(store_error(format!("pipeline `{pipeline}` is not loaded")));
+        let error = store_error(format!("pipeline `{pipeline}` is not loaded"));
+        return Err(Failed::early(rt, error, input));
     };
     if light(&live.project, p) {
         let processed = rt.process(&live.project, p, input);
-        return rt.finish(&live.project, p, processed, false).await;
+        return rt
+            .finish(&live.project, p, processed, false, Unit::default())
+            .await;
     }
-    let (rt, live, name) = (rt.clone(), live.clone(), pipeline.to_string());
+    let (rt2, live, name) = (rt.clone(), live.clone(), pipeline.to_string());
+    let kept = input.clone();
     tokio::task::spawn_blocking(move || match live.project.pipelines.get(&name) {
-        Some(p) => rt.handle(&live.project, p, input),
-        None => Err(store_error(format!("pipeline `{name}` is not loaded"))),
+        Some(p) => rt2.handle(&live.project, p, input, Unit::default()),
+        None => {
+            let error = store_error(format!("pipeline `{name}` is not loaded"));
+            Err(Failed::early(&rt2, error, input))
+        }
     })
     .await
-    .unwrap_or_else(|e| Err(store_error(format!("worker failed: {e}"))))
+    .unwrap_or_else(|e| {
+        let error = store_error(format!("worker failed: {e}"));
+        Err(Failed::early(rt, error, kept))
+    })
 }
 
 /// Hands one AMQP delivery to `pipeline` and says how to settle it. After a transient output
@@ -1716,36 +1999,33 @@ async fn amqp_delivery(
         return Settle::Requeue;
     };
     let input = input(&rt);
-    let last = attempt >= max_attempts(p);
-    let kept = last.then(|| input.clone());
     let (how, wait) = match run_message(&rt, &live, &pipeline, input).await {
         Ok(_) => (Settle::Ack, None),
-        Err(e) if e.held => {
-            tracing::warn!(pipeline = %pipeline, error = %e, "Destination unreachable; the delivery goes back to the queue.");
-            (Settle::Requeue, Some(Duration::from_secs(1)))
-        }
-        Err(e) if last => {
-            tracing::warn!(pipeline = %pipeline, error = %e, attempts = attempt, "Retries exhausted; dead-lettering.");
-            let mut failed = match kept {
-                Some(Input::Message(m)) => m,
-                Some(Input::Payload { body, origin }) => {
-                    Message::new(body, origin, &|| rt.next_id())
+        Err(failed) => {
+            let e = &failed.error;
+            match driver::verdict(p, attempt, Some(e)) {
+                Verdict::Ack => (Settle::Ack, None),
+                Verdict::Hold(wait) => {
+                    tracing::warn!(pipeline = %pipeline, error = %e, "Destination unreachable; the delivery goes back to the queue.");
+                    (Settle::Requeue, Some(wait))
                 }
-                None => return Settle::Requeue,
-            };
-            failed.set_meta("attempt", Value::from(attempt));
-            let error = json!({ "code": "retries-exhausted", "message": e.message });
-            let entry = dead_letter_entry(p, &failed, "output", error);
-            let store = rt.store.clone();
-            match outputs::blocking(false, move || write_dead_letter(&store, &entry)).await {
-                Ok(Ok(())) => (Settle::Ack, None),
-                _ => (Settle::Requeue, Some(Duration::from_secs(1))),
+                Verdict::Retry(wait) => {
+                    tracing::warn!(pipeline = %pipeline, error = %e, attempt, retry_in_ms = millis(wait), "Output failed; the delivery will be retried.");
+                    (Settle::Retry, Some(wait))
+                }
+                Verdict::DeadLetter => {
+                    tracing::warn!(pipeline = %pipeline, error = %e, attempts = attempt, class = e.class.as_str(), "Dead-lettering.");
+                    let mut msg = failed.original;
+                    msg.set_meta("attempt", Value::from(attempt));
+                    let entry = dead_letter_entry(p, &msg, None, "output", exhausted(e));
+                    let store = rt.store.clone();
+                    match outputs::blocking(false, move || write_dead_letter(&store, &entry)).await
+                    {
+                        Ok(Ok(())) => (Settle::Ack, None),
+                        _ => (Settle::Requeue, Some(railyard_core::delivery::HOLD_DELAY)),
+                    }
+                }
             }
-        }
-        Err(e) => {
-            let wait = backoff(p, attempt, e.retry_after);
-            tracing::warn!(pipeline = %pipeline, error = %e, attempt, retry_in_ms = wait.as_millis() as u64, "Output failed; the delivery will be retried.");
-            (Settle::Retry, Some(wait))
         }
     };
     if let Some(wait) = wait {
@@ -1819,8 +2099,7 @@ async fn scheduled(
                 source: format!("schedule:{p2}"),
                 ..Origin::default()
             };
-            rt2.handle(&live.project, p, Input::Payload { body, origin })
-                .map_err(|e| e.message)
+            scheduled_tick(&rt2, &live.project, p, body, origin)
         })
         .await;
         match result {
@@ -1833,6 +2112,48 @@ async fn scheduled(
         next = schedule.next_after(at);
     }
     tracing::warn!(pipeline = %pipeline, "Schedule has no further ticks.");
+}
+
+/// One schedule tick: retried on its own thread per the pipeline's `on_error.retry` (a tick
+/// is not queued anywhere), dead-lettered after its last attempt.
+fn scheduled_tick(
+    rt: &Runtime,
+    project: &Project,
+    p: &Pipeline,
+    body: Value,
+    origin: Origin,
+) -> Result<String, String> {
+    let mut attempt = 1u32;
+    loop {
+        let input = Input::Payload {
+            body: body.clone(),
+            origin: origin.clone(),
+        };
+        let failed = match rt.handle(project, p, input, Unit::default()) {
+            Ok(id) => return Ok(id),
+            Err(failed) => failed,
+        };
+        let e = &failed.error;
+        let wait = match driver::verdict(p, attempt, Some(e)) {
+            Verdict::Ack => return Ok(failed.original.id().to_string()),
+            Verdict::Retry(wait) => {
+                attempt += 1;
+                wait
+            }
+            Verdict::Hold(wait) => wait,
+            Verdict::DeadLetter => {
+                let mut msg = failed.original;
+                msg.set_meta("attempt", Value::from(attempt));
+                let entry = dead_letter_entry(p, &msg, None, "output", exhausted(e));
+                write_dead_letter(&rt.store, &entry).map_err(|e| e.message)?;
+                return Err(format!("dead-lettered after {attempt} attempts: {e}"));
+            }
+        };
+        tracing::warn!(pipeline = %p.name, error = %e, attempt, retry_in_ms = millis(wait), "Schedule tick failed; retrying.");
+        if !pause(rt, wait) {
+            return Err(format!("stopped while retrying: {e}"));
+        }
+    }
 }
 
 async fn shutdown_signal() {

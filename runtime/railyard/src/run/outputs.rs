@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::time::Duration;
 
+use railyard_core::delivery::ErrorClass;
 use railyard_core::engine::Message;
 use railyard_core::expr::render_template;
 use railyard_core::model::OrShort;
@@ -15,31 +16,34 @@ use serde_json::Value;
 /// Why an output did not confirm a message.
 #[derive(Clone, Debug)]
 pub struct SendError {
-    /// Retrying cannot help (a 4xx the API rejects, a template that cannot render): the
-    /// message goes to the dead-letter store.
-    pub permanent: bool,
+    /// How it classifies (decided here, where the failure is known): permanent (dead-letter
+    /// now), transient (retry, spending an attempt) or held (the destination is unreachable:
+    /// wait without spending one).
+    pub class: ErrorClass,
     /// What the peer asked for (`Retry-After`), if anything.
     pub retry_after: Option<Duration>,
-    /// The destination (a broker) is unreachable: the message is held and retried until it is
-    /// back, without spending one of the pipeline's attempts, so an outage never dead-letters.
-    pub held: bool,
     pub message: String,
 }
 
 impl SendError {
-    fn transient(message: impl Into<String>) -> SendError {
+    pub fn transient(message: impl Into<String>) -> SendError {
         SendError {
-            permanent: false,
+            class: ErrorClass::Transient,
             retry_after: None,
-            held: false,
             message: message.into(),
         }
     }
-    fn permanent(message: impl Into<String>) -> SendError {
+    pub fn permanent(message: impl Into<String>) -> SendError {
         SendError {
-            permanent: true,
+            class: ErrorClass::Permanent,
             retry_after: None,
-            held: false,
+            message: message.into(),
+        }
+    }
+    pub fn held(message: impl Into<String>) -> SendError {
+        SendError {
+            class: ErrorClass::Held,
+            retry_after: None,
             message: message.into(),
         }
     }
@@ -125,7 +129,14 @@ pub async fn send(ctx: &OutputCtx<'_>, o: &OutputDef, msg: &Message) -> Result<(
             .and_then(|()| out.flush())
             .map_err(|e| SendError::transient(format!("stdout: {e}")))
     } else if let Some(f) = &d.file {
-        let path = ctx.root.join(render(&f.value.path.value)?);
+        let rendered = render(&f.value.path.value)?;
+        if rendered.contains('\0') {
+            return Err(SendError::permanent(format!(
+                "file path `{}` contains a NUL byte",
+                rendered.escape_default()
+            )));
+        }
+        let path = ctx.root.join(rendered);
         let body = msg.body().clone();
         blocking(ctx.inline, move || {
             append_line(&path.to_string_lossy(), &body)
@@ -203,6 +214,9 @@ struct Target<'a> {
     persistent: bool,
 }
 
+/// The longest AMQP short string (exchange, routing key, message and correlation id).
+const AMQP_SHORT_STRING: usize = 255;
+
 /// Publishes with a confirm; the message id and correlation id travel as AMQP properties.
 async fn amqp_publish(
     ctx: &OutputCtx<'_>,
@@ -235,6 +249,23 @@ async fn amqp_publish(
         message_id: Some(msg.id().to_string()),
         correlation_id: msg.meta_str("correlation_id").map(str::to_string),
     };
+    // AMQP "short strings" are at most 255 bytes; the client cannot send a longer one, and
+    // retrying will not shorten it.
+    for (what, value) in [
+        ("exchange", Some(target.exchange)),
+        ("routing key", Some(target.routing_key)),
+        ("message id", props.message_id.as_deref()),
+        ("correlation id", props.correlation_id.as_deref()),
+    ] {
+        if let Some(v) = value
+            && v.len() > AMQP_SHORT_STRING
+        {
+            return Err(SendError::permanent(format!(
+                "the AMQP {what} is {} bytes; AMQP allows at most {AMQP_SHORT_STRING}",
+                v.len()
+            )));
+        }
+    }
     publisher
         .publish(
             target.exchange,
@@ -244,9 +275,12 @@ async fn amqp_publish(
             target.persistent,
         )
         .await
-        .map_err(|e| SendError {
-            held: e.unavailable,
-            ..SendError::transient(e.message)
+        .map_err(|e| {
+            if e.unavailable {
+                SendError::held(e.message)
+            } else {
+                SendError::transient(e.message)
+            }
         })
 }
 
@@ -294,6 +328,8 @@ async fn send_http(
         .timeout
         .as_ref()
         .map_or(Duration::from_secs(30), |t| t.value.0);
+    let correlation = msg.meta_str("correlation_id").unwrap_or_default();
+    header_value("x-correlation-id", correlation)?;
     let mut req = ctx
         .http
         .request(method, &url)
@@ -301,16 +337,19 @@ async fn send_http(
         .header("content-type", "application/json")
         // Idempotency help for the peer: the same message keeps its id across retries.
         .header("x-railyard-message-id", msg.id())
-        .header(
-            "x-correlation-id",
-            msg.meta_str("correlation_id").unwrap_or_default(),
-        );
+        .header("x-correlation-id", correlation);
     for (k, v) in &h.headers {
-        req = req.header(k.as_str(), render(&v.value)?);
+        let value = render(&v.value)?;
+        header_value(k, &value)?;
+        req = req.header(k.as_str(), value);
     }
     let response = req.body(bytes).send().await;
     let response = match response {
         Ok(r) => r,
+        // A request that could not be built (a URL that does not parse) fails every time.
+        Err(e) if e.is_builder() => {
+            return Err(SendError::permanent(format!("{} {url}: {e}", o.kind)));
+        }
         // Connect errors and timeouts: the peer may come back.
         Err(e) => return Err(SendError::transient(format!("{} {url}: {e}", o.kind))),
     };
@@ -327,8 +366,7 @@ async fn send_http(
         .headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .and_then(|v| retry_after(v, std::time::SystemTime::now()));
     let retryable = if h.retry_on.is_empty() {
         matches!(status, 408 | 425 | 429) || (500..600).contains(&status)
     } else {
@@ -337,9 +375,12 @@ async fn send_http(
     let text = response.text().await.unwrap_or_default();
     let snippet: String = text.chars().take(300).collect();
     Err(SendError {
-        permanent: !retryable,
+        class: if retryable {
+            ErrorClass::Transient
+        } else {
+            ErrorClass::Permanent
+        },
         retry_after,
-        held: false,
         message: format!("{url} answered {status}: {snippet}"),
     })
 }
@@ -367,4 +408,62 @@ pub fn amqp_url(configured: Option<&str>) -> String {
         .map(str::to_string)
         .or_else(|| std::env::var("RAILYARD_AMQP_URL").ok())
         .unwrap_or_else(|| railyard_connectors::amqp::DEFAULT_URL.to_string())
+}
+
+/// A header value the HTTP client can send: no CR, LF or NUL (or other control bytes but
+/// tab), which would split or end the header. Otherwise a permanent error: the message
+/// carries the same value on every retry.
+fn header_value(name: &str, value: &str) -> Result<(), SendError> {
+    match reqwest::header::HeaderValue::from_str(value) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(SendError::permanent(format!(
+            "header `{name}`: the value `{}` has a control character (CR, LF, NUL ...) that HTTP does not allow",
+            value.chars().take(120).collect::<String>().escape_default()
+        ))),
+    }
+}
+
+/// A `Retry-After` value: delay-seconds or an HTTP date (a date in the past is no delay).
+fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let now = httpdate::parse_http_date("Mon, 07 Dec 2026 10:00:00 GMT").unwrap();
+        assert_eq!(retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after("Mon, 07 Dec 2026 10:01:30 GMT", now),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            retry_after("Mon, 07 Dec 2026 09:00:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past"
+        );
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("-5", now), None);
+    }
+
+    #[test]
+    fn header_values_with_control_characters_are_permanent_errors() {
+        assert!(header_value("x-a", "plain value\twith tab").is_ok());
+        for bad in ["a\r\nX-Injected: 1", "a\nb", "nul\0"] {
+            let e = header_value("x-a", bad).unwrap_err();
+            assert_eq!(e.class, ErrorClass::Permanent, "{bad:?}");
+            assert!(e.message.contains("x-a"), "{}", e.message);
+        }
+    }
 }

@@ -1,0 +1,435 @@
+//! The delivery core with the real binary: each reproduction of the delivery-core issue as a
+//! regression test. A crash after a dedupe step loses nothing; a copy of a message that is
+//! still in flight is not answered "duplicate"; a file record honours `on_error.retry`;
+//! values over a client's limits and header control characters are dead-lettered at once,
+//! not retried forever; a dead letter keeps the input as received; one process per data
+//! directory.
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+mod common;
+use common::{Server, http, launch, rabbitmq, stop_gracefully};
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One request a peer saw.
+#[derive(Clone, Debug)]
+struct Request {
+    head: String,
+    body: Value,
+}
+
+/// What the peer does with the `n`th request (0-based): answer `status` after `delay`, or
+/// hang (`None`) until the client goes away.
+type Script = Arc<dyn Fn(usize) -> Option<(u16, Duration)> + Send + Sync>;
+
+/// An HTTP peer (an ERP) scripted per request.
+struct Peer {
+    port: u16,
+    seen: Arc<Mutex<Vec<Request>>>,
+}
+
+impl Peer {
+    fn start(script: Script) -> Peer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen: Arc<Mutex<Vec<Request>>> = Arc::default();
+        let count = Arc::new(AtomicU64::new(0));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let (log, script, count) = (log.clone(), script.clone(), count.clone());
+                std::thread::spawn(move || {
+                    let Some((head, body)) = common::read_request(&mut s) else {
+                        return;
+                    };
+                    let n = count.fetch_add(1, Ordering::SeqCst) as usize;
+                    let body = serde_json::from_str(&body).unwrap_or(Value::Null);
+                    log.lock().unwrap().push(Request { head, body });
+                    match script(n) {
+                        Some((status, delay)) => {
+                            std::thread::sleep(delay);
+                            let _ = s.write_all(
+                                format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}")
+                                    .as_bytes(),
+                            );
+                        }
+                        None => {
+                            let mut sink = [0u8; 64];
+                            while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+                        }
+                    }
+                });
+            }
+        });
+        Peer { port, seen }
+    }
+
+    fn answering(status: u16) -> Peer {
+        Peer::start(Arc::new(move |_| Some((status, Duration::ZERO))))
+    }
+
+    fn seen(&self) -> Vec<Request> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// A project of one pipeline `name` (YAML `pipeline`) in a temp dir; returns (tmp, dir, data).
+fn project(name: &str, pipeline: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, data) = (tmp.path().join("project"), tmp.path().join("data"));
+    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+    std::fs::write(dir.join(format!("pipelines/{name}.yaml")), pipeline).unwrap();
+    (tmp, dir, data)
+}
+
+fn start(dir: &Path, data: &Path, env: &[(&str, String)]) -> Server {
+    launch(dir, &["--data", data.to_str().unwrap(), "--no-watch"], env)
+}
+
+fn dead_letters(data: &Path, pipeline: &str) -> Vec<railyard_store::DeadLetter> {
+    railyard_store::Store::open_unlocked(&data.join("railyard.db"))
+        .unwrap()
+        .dead_letters(Some(pipeline), 100)
+        .unwrap()
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect()
+}
+
+fn post(port: u16, path: &str, headers: &[(&str, &str)], body: &Value) -> (u16, String) {
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    http(port, "POST", path, &all, body.to_string().as_bytes())
+}
+
+fn kill(mut server: Server) {
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
+
+const DEDUPE_TO_ERP: &str = "pipeline: orders\ninput:\n  http: { path: /orders }\n  dedupe_key: headers.\"x-event-id\"\nsteps:\n  - dedupe: { key: meta.dedupe_key, ttl: 72h }\noutput:\n  http: { url: \"http://127.0.0.1:PORT/orders\", timeout: 5m }\n";
+
+/// The crash window of the issue: the dedupe key was written when the step ran, the process
+/// died before the output confirmed, and after the restart the platform's retry was dropped
+/// as a duplicate of itself. Now the key is pending until the output confirms, and a restart
+/// deletes what was pending.
+#[test]
+fn a_crash_after_the_dedupe_step_loses_nothing() {
+    // The first request hangs (the process is killed meanwhile); later ones are answered.
+    let erp = Peer::start(Arc::new(|n| (n > 0).then_some((201, Duration::ZERO))));
+    let (_tmp, dir, data) = project(
+        "orders",
+        &DEDUPE_TO_ERP.replace("PORT", &erp.port.to_string()),
+    );
+    let server = start(&dir, &data, &[]);
+    let port = server.port;
+    let event = json!({"order": 1042});
+    let sender = std::thread::spawn(move || {
+        common::try_http(
+            port,
+            "POST",
+            "/orders",
+            &[
+                ("content-type", "application/json"),
+                ("x-event-id", "evt-1"),
+            ],
+            event.to_string().as_bytes(),
+        )
+    });
+    wait_until("the ERP has the request", 30, || erp.seen().len() == 1);
+    kill(server);
+    let answer = sender.join().unwrap();
+    assert!(
+        !matches!(answer, Ok((202, _))),
+        "the sender must not have been told 202: {answer:?}"
+    );
+    // The platform retries the same event against the restarted runtime.
+    let server = start(&dir, &data, &[]);
+    let (status, body) = post(
+        server.port,
+        "/orders",
+        &[("x-event-id", "evt-1")],
+        &json!({"order": 1042}),
+    );
+    assert_eq!(status, 202, "{body}");
+    wait_until("the ERP got the order again", 30, || erp.seen().len() == 2);
+    // And a third copy, now that it was delivered, is a duplicate.
+    let (status, _) = post(
+        server.port,
+        "/orders",
+        &[("x-event-id", "evt-1")],
+        &json!({"order": 1042}),
+    );
+    assert_eq!(status, 202);
+    std::thread::sleep(Duration::from_millis(300));
+    stop_gracefully(server);
+    assert_eq!(
+        erp.seen().len(),
+        2,
+        "delivered once after the crash, then deduplicated"
+    );
+    assert_eq!(erp.seen()[1].body, json!({"order": 1042}));
+}
+
+/// A platform that retries while the first copy is still in flight must not be told 202
+/// "duplicate": if the first copy then fails, the event would be gone.
+#[test]
+fn a_copy_of_a_message_in_flight_is_not_answered_duplicate() {
+    // The first request is answered 503 after a second; later ones 201.
+    let erp = Peer::start(Arc::new(|n| {
+        Some(if n == 0 {
+            (503, Duration::from_millis(1_500))
+        } else {
+            (201, Duration::ZERO)
+        })
+    }));
+    let (_tmp, dir, data) = project(
+        "orders",
+        &DEDUPE_TO_ERP.replace("PORT", &erp.port.to_string()),
+    );
+    let server = start(&dir, &data, &[]);
+    let port = server.port;
+    let first = std::thread::spawn(move || {
+        post(
+            port,
+            "/orders",
+            &[("x-event-id", "evt-7")],
+            &json!({"n": 7}),
+        )
+    });
+    wait_until("the ERP has the first copy", 30, || erp.seen().len() == 1);
+    let (status, body) = post(
+        port,
+        "/orders",
+        &[("x-event-id", "evt-7")],
+        &json!({"n": 7}),
+    );
+    assert_eq!(
+        status, 503,
+        "the copy in flight is not a duplicate yet: {body}"
+    );
+    assert!(body.contains("in flight"), "{body}");
+    let (status, body) = first.join().unwrap();
+    assert_eq!(status, 503, "the ERP failed the first copy: {body}");
+    // The platform's next retry goes through: the failed copy's key was released.
+    let (status, body) = post(
+        port,
+        "/orders",
+        &[("x-event-id", "evt-7")],
+        &json!({"n": 7}),
+    );
+    assert_eq!(status, 202, "{body}");
+    stop_gracefully(server);
+    assert_eq!(erp.seen().len(), 2);
+}
+
+/// `on_error.retry` holds for a file record: tried `attempts` times, then dead-lettered with
+/// its file progress, and the file is done (not retried every half second forever).
+#[test]
+fn a_file_record_is_dead_lettered_after_its_attempts() {
+    let erp = Peer::answering(503);
+    let (_tmp, dir, data) = project(
+        "sales",
+        &format!(
+            "pipeline: sales\ninput:\n  file: {{ dir: inbox, format: jsonl }}\noutput:\n  http: {{ url: \"http://127.0.0.1:{}/sales\" }}\non_error:\n  retry: {{ attempts: 2, backoff: fixed, initial: 50ms }}\n",
+            erp.port
+        ),
+    );
+    std::fs::create_dir_all(dir.join("inbox")).unwrap();
+    std::fs::write(dir.join("inbox/sales.jsonl"), "{\"n\": 1}\n{\"n\": 2}\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1_100));
+    let server = start(&dir, &data, &[]);
+    let done = dir.join("inbox/done/sales.jsonl");
+    wait_until("the file is done", 30, || done.exists());
+    stop_gracefully(server);
+    let seen: Vec<i64> = erp
+        .seen()
+        .iter()
+        .map(|r| r.body["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seen, [1, 1, 2, 2], "two attempts per record");
+    let letters = dead_letters(&data, "sales");
+    assert_eq!(letters.len(), 2, "{letters:#?}");
+    assert!(letters.iter().all(|l| l.attempts == 2), "{letters:#?}");
+    assert_eq!(letters[0].error["code"], "retries-exhausted");
+    assert_eq!(letters[0].message["body"], json!({"n": 1}));
+    assert_eq!(letters[0].message["meta"]["headers"]["line"], json!(1));
+}
+
+/// A templated header value with CR/LF can never be sent: dead-lettered at once (the webhook
+/// gets its 202, the ERP nothing), not answered 503 forever.
+#[test]
+fn a_header_value_with_a_line_break_is_dead_lettered_at_once() {
+    let erp = Peer::answering(201);
+    let (_tmp, dir, data) = project(
+        "orders",
+        &format!(
+            "pipeline: orders\ninput:\n  http: {{ path: /orders }}\noutput:\n  http:\n    url: \"http://127.0.0.1:{}/orders\"\n    headers: {{ x-ref: \"{{{{ body.ref }}}}\" }}\n",
+            erp.port
+        ),
+    );
+    let server = start(&dir, &data, &[]);
+    let (status, body) = post(
+        server.port,
+        "/orders",
+        &[],
+        &json!({"ref": "A-1\r\nX-Injected: yes"}),
+    );
+    assert_eq!(status, 202, "{body}");
+    // A clean one still goes out with its header.
+    let (status, _) = post(server.port, "/orders", &[], &json!({"ref": "A-2"}));
+    assert_eq!(status, 202);
+    stop_gracefully(server);
+    let seen = erp.seen();
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(
+        common::header(&seen[0].head, "x-ref").as_deref(),
+        Some("A-2")
+    );
+    assert!(!seen[0].head.to_ascii_lowercase().contains("x-injected"));
+    let letters = dead_letters(&data, "orders");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].error["code"], "output-error");
+    let text = letters[0].error["message"].as_str().unwrap();
+    assert!(text.contains("x-ref"), "{text}");
+}
+
+/// A NUL byte in a templated file path is permanent too.
+#[test]
+fn a_nul_byte_in_a_file_path_is_dead_lettered_at_once() {
+    let (_tmp, dir, data) = project(
+        "audit",
+        "pipeline: audit\ninput:\n  http: { path: /audit }\noutput:\n  file: { path: \"out/{{ body.store }}.jsonl\" }\n",
+    );
+    let server = start(&dir, &data, &[]);
+    let (status, body) = post(server.port, "/audit", &[], &json!({"store": "s1\u{0}x"}));
+    assert_eq!(status, 202, "{body}");
+    let (status, _) = post(server.port, "/audit", &[], &json!({"store": "s2"}));
+    assert_eq!(status, 202);
+    stop_gracefully(server);
+    assert!(dir.join("out/s2.jsonl").exists());
+    let letters = dead_letters(&data, "audit");
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0].error["message"]
+            .as_str()
+            .unwrap()
+            .contains("NUL"),
+        "{:?}",
+        letters[0].error
+    );
+}
+
+/// A dead letter keeps the input as it was received beside the body at the failing step (a
+/// split here: the failing message is one line of the order).
+#[test]
+fn a_dead_letter_keeps_the_input_as_received() {
+    let erp = Peer::answering(422);
+    let (_tmp, dir, data) = project(
+        "lines",
+        &format!(
+            "pipeline: lines\ninput:\n  http: {{ path: /orders }}\nsteps:\n  - split: {{ path: body.lines }}\noutput:\n  http: {{ url: \"http://127.0.0.1:{}/lines\" }}\n",
+            erp.port
+        ),
+    );
+    let server = start(&dir, &data, &[]);
+    let order = json!({"order": "A-9", "customer": "c-1", "lines": [{"sku": "S-1"}]});
+    let (status, body) = post(server.port, "/orders", &[], &order);
+    assert_eq!(status, 202, "{body}");
+    stop_gracefully(server);
+    let letters = dead_letters(&data, "lines");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].message["body"], json!({"sku": "S-1"}));
+    let original = letters[0].original.as_ref().expect("the original is kept");
+    assert_eq!(original["body"], order);
+    assert_eq!(
+        original["meta"]["id"],
+        letters[0].message["meta"]["causation_id"]
+    );
+}
+
+/// Two `railyard run` on one data directory: the second is refused and says why.
+#[test]
+fn a_second_run_on_the_same_data_directory_is_refused() {
+    let (_tmp, dir, data) = project(
+        "audit",
+        "pipeline: audit\ninput:\n  http: { path: /audit }\noutput:\n  stdout: {}\n",
+    );
+    let first = start(&dir, &data, &[]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_railyard"))
+        .args([
+            "run",
+            dir.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--no-watch",
+            "--listen",
+            &format!("127.0.0.1:{}", common::free_port()),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another `railyard run`"), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", first.child.id())),
+        "names the holder: {err}"
+    );
+    // The first one still serves.
+    assert_eq!(http(first.port, "GET", "/ready", &[], b"").0, 200);
+    stop_gracefully(first);
+}
+
+/// With topics on RabbitMQ, an `X-Correlation-Id` over AMQP's 255-byte limit panicked in the
+/// client and the order was lost behind a dedupe key. Now it is dead-lettered with the
+/// reason, and the runtime keeps serving.
+#[test]
+fn a_correlation_id_over_the_amqp_limit_is_dead_lettered() {
+    let Some(url) = rabbitmq() else { return };
+    let (_tmp, dir, data) = project(
+        "intake",
+        "pipeline: intake\ninput:\n  http: { path: /orders }\n  dedupe_key: headers.\"x-event-id\"\nsteps:\n  - dedupe: { key: meta.dedupe_key, ttl: 72h }\noutput:\n  topic: test.delivery-core.orders\n",
+    );
+    let server = start(&dir, &data, &[("RAILYARD_AMQP_URL", url)]);
+    let long = "c".repeat(300);
+    let (status, body) = post(
+        server.port,
+        "/orders",
+        &[("x-event-id", "evt-long"), ("x-correlation-id", &long)],
+        &json!({"n": 1}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = post(
+        server.port,
+        "/orders",
+        &[("x-event-id", "evt-short"), ("x-correlation-id", "c-1")],
+        &json!({"n": 2}),
+    );
+    assert_eq!(status, 202, "still serving: {body}");
+    stop_gracefully(server);
+    let letters = dead_letters(&data, "intake");
+    assert_eq!(letters.len(), 1, "{letters:#?}");
+    let text = letters[0].error["message"].as_str().unwrap();
+    assert!(
+        text.contains("correlation id") && text.contains("255"),
+        "{text}"
+    );
+    assert_eq!(letters[0].message["body"], json!({"n": 1}));
+}

@@ -207,3 +207,46 @@ fn body_is_the_configured_one_or_an_empty_object() {
         json!({"marketplace": "ATVPDKIKX0DER", "window": "15m"})
     );
 }
+
+/// `validate` and the schedule share one parser: every expression the schedule runs
+/// validates, and every one it refuses is a `validate` error.
+#[test]
+fn validate_accepts_exactly_what_the_schedule_runs() {
+    use railyard_core::project::{LoadOptions, MemFiles, load};
+    let expressions = [
+        "@hourly",
+        "@daily",
+        "@weekly",
+        "@monthly",
+        "@yearly",
+        "*/15 * * * *",
+        "0 */15 * * * *",
+        "0 0 9 * * MON-FRI",
+        "0 0 * * 5-7",
+        "0 0 0 1 1 * 2030",
+        "99 * * * *",
+        "0 61 * * * *",
+        "*/5 * *",
+        "0 0 9 * * 8",
+        "0 0 9 * * 5-1",
+        "every monday",
+        "@sometimes",
+        "",
+    ];
+    for expr in expressions {
+        let runs = Schedule::from_config(&cron(expr)).is_ok();
+        let files = MemFiles::new().with(
+            "pipelines/poll.yaml",
+            format!(
+                "pipeline: poll\ninput:\n  schedule:\n    cron: \"{expr}\"\noutput: {{ topic: ticks }}\n"
+            ),
+        );
+        let loaded = load(&files, &LoadOptions::default());
+        assert_eq!(
+            !loaded.has_errors(),
+            runs,
+            "`{expr}`: runs {runs}, validate says {:#?}",
+            loaded.diagnostics
+        );
+    }
+}

@@ -130,7 +130,7 @@ codes! {
     UnknownPlugin => "unknown-plugin",
     /// A file referenced from a pipeline or mapping (fixture, script) does not exist.
     MissingFile => "missing-file",
-    /// Two pipelines or two mappings share a name.
+    /// Two pipelines or two mappings share a name, or two pipelines share an HTTP path.
     DuplicateName => "duplicate-name",
     /// The schema a step produces is not the schema the next step accepts.
     SchemaMismatch => "schema-mismatch",

@@ -388,6 +388,7 @@ fn load(pipeline: &[u8]) -> Loaded {
         &LoadOptions {
             env: &|name| (name == "X").then(|| "value".to_string()),
             strict_env: false,
+            ..LoadOptions::default()
         },
     )
 }

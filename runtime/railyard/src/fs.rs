@@ -3,7 +3,9 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use railyard_core::project::{self, Listing, LoadOptions, Loaded, ProjectFiles, ReadError};
+use railyard_core::project::{
+    self, Listing, LoadOptions, Loaded, ProjectFiles, Purpose, ReadError,
+};
 
 /// A project directory on disk. Paths handed to the core are relative to `root` and use `/`.
 pub struct DirFiles {
@@ -105,7 +107,25 @@ impl ProjectFiles for DirFiles {
 
 /// Opens and loads the project at `dir` with the process environment for `${env:...}`.
 /// Prints the problem and returns the exit code when `dir` is not a usable directory.
-pub fn open_project(dir: &Path, strict_env: bool) -> Result<(DirFiles, Loaded), u8> {
+///
+/// `for_run` is `railyard run` (its start and every reload): every `${env:...}` must be set,
+/// and a missing test fixture is only a warning ([`Purpose::Run`]). Every other command
+/// loads with [`Purpose::Check`] and a missing variable as a warning; `validate
+/// --strict-env` goes through [`open_project_with`].
+pub fn open_project(dir: &Path, for_run: bool) -> Result<(DirFiles, Loaded), u8> {
+    if for_run {
+        open_project_with(dir, Purpose::Run, true)
+    } else {
+        open_project_with(dir, Purpose::Check, false)
+    }
+}
+
+/// [`open_project`] with the purpose and the treatment of missing variables given apart.
+pub fn open_project_with(
+    dir: &Path,
+    purpose: Purpose,
+    strict_env: bool,
+) -> Result<(DirFiles, Loaded), u8> {
     if let Err(msg) = crate::check_project_dir(dir) {
         eprintln!("error: {msg}");
         return Err(crate::exit::USAGE);
@@ -117,6 +137,7 @@ pub fn open_project(dir: &Path, strict_env: bool) -> Result<(DirFiles, Loaded), 
         &LoadOptions {
             env: &env,
             strict_env,
+            purpose,
         },
     );
     Ok((files, loaded))

@@ -6,21 +6,10 @@
 //! tick and asks [`Schedule::next_after`] for the next one. A tick missed while the runtime
 //! was down is not replayed; the first tick is `next_after(start)`.
 //!
-//! Cron expressions have 5, 6 or 7 fields:
-//!
-//! | fields | meaning |
-//! | --- | --- |
-//! | 5 | `min hour dom month dow` (Unix crontab; at second 0) |
-//! | 6 | `sec min hour dom month dow` |
-//! | 7 | `sec min hour dom month dow year` |
-//!
-//! `*`, lists (`1,15`), ranges (`9-17`), steps (`*/15`, `0-30/10`), names (`JAN`, `MON-FRI`)
-//! and `?` for day-of-month or day-of-week. Day-of-week numbers are the Unix ones: `0` or
-//! `7` is Sunday, `1` Monday … `6` Saturday. A time must match both day-of-month and
-//! day-of-week (Unix cron fires when *either* matches if both are restricted).
-//! `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly` are accepted too.
+//! Cron expressions (5, 6 or 7 fields, Unix day-of-week numbers, `@hourly` and the other
+//! shorthands) are parsed by [`railyard_core::project::cron::parse_cron`], the parser
+//! `validate` checks them with, so an expression that validates is one that runs.
 
-use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
@@ -37,7 +26,7 @@ pub struct Schedule {
 #[derive(Clone, Debug)]
 enum Kind {
     Every(Duration),
-    Cron(Box<cron::Schedule>),
+    Cron(Box<railyard_core::project::cron::CronSchedule>),
 }
 
 impl Schedule {
@@ -80,105 +69,6 @@ impl Schedule {
     }
 }
 
-/// Parses a 5-, 6- or 7-field cron expression (see the module doc).
-pub fn parse_cron(expr: &str) -> Result<cron::Schedule, String> {
-    let trimmed = expr.trim();
-    let invalid = |why: String| format!("invalid cron expression `{trimmed}`: {why}");
-    if trimmed.starts_with('@') {
-        return cron::Schedule::from_str(trimmed).map_err(|e| invalid(e.to_string()));
-    }
-    let mut fields: Vec<String> = trimmed.split_whitespace().map(str::to_string).collect();
-    match fields.len() {
-        5 => fields.insert(0, "0".to_string()),
-        6 | 7 => {}
-        n => {
-            return Err(invalid(format!(
-                "{n} fields; expected 5 (min hour dom month dow), 6 (sec min hour dom month dow) \
-                 or 7 (sec min hour dom month dow year)"
-            )));
-        }
-    }
-    fields[5] = day_of_week(&fields[5]).map_err(invalid)?;
-    let normalized = fields.join(" ");
-    cron::Schedule::from_str(&normalized).map_err(|e| invalid(e.to_string()))
-}
-
-const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
-
-/// Rewrites a day-of-week field from Unix numbering (0/7 = Sunday) to the `cron` crate's
-/// (1 = Sunday … 7 = Saturday) by expanding it into an explicit list of day names.
-fn day_of_week(field: &str) -> Result<String, String> {
-    if field == "*" || field == "?" {
-        return Ok(field.to_string());
-    }
-    let mut days = [false; 7];
-    for item in field.split(',') {
-        let (range, step) = match item.split_once('/') {
-            Some((r, s)) => {
-                let step: usize =
-                    s.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                        format!("day-of-week step `{s}` is not a positive number")
-                    })?;
-                (r, step)
-            }
-            None => (item, 1),
-        };
-        let (lo, hi) = match range {
-            "*" | "?" => (0, 6),
-            r => match r.split_once('-') {
-                Some((a, b)) => (day(a)?, day(b)?),
-                None if step > 1 => (day(r)?, 6),
-                None => {
-                    let d = day(r)?;
-                    (d, d)
-                }
-            },
-        };
-        if lo > hi {
-            return Err(format!(
-                "day-of-week range `{range}` runs backwards (0 or 7 is Sunday)"
-            ));
-        }
-        for d in (lo..=hi).step_by(step) {
-            days[d % 7] = true;
-        }
-    }
-    if days.iter().all(|d| *d) {
-        return Ok("*".to_string());
-    }
-    Ok(DAY_NAMES
-        .iter()
-        .zip(days)
-        .filter(|(_, on)| *on)
-        .map(|(n, _)| *n)
-        .collect::<Vec<_>>()
-        .join(","))
-}
-
-/// A Unix day-of-week: 0..=7 or a name; 7 stays 7 so `5-7` is a range.
-fn day(s: &str) -> Result<usize, String> {
-    if let Ok(n) = s.parse::<usize>() {
-        return if n <= 7 {
-            Ok(n)
-        } else {
-            Err(format!(
-                "day-of-week `{n}` is out of range (0-7, 0 or 7 = Sunday)"
-            ))
-        };
-    }
-    let upper = s.to_ascii_uppercase();
-    let full = [
-        "SUNDAY",
-        "MONDAY",
-        "TUESDAY",
-        "WEDNESDAY",
-        "THURSDAY",
-        "FRIDAY",
-        "SATURDAY",
-    ];
-    DAY_NAMES
-        .iter()
-        .position(|n| *n == upper)
-        .or_else(|| full.iter().position(|n| *n == upper))
-        .ok_or_else(|| format!("`{s}` is not a day of the week (0-7 or SUN-SAT)"))
-}
+/// Parses a cron expression: the core's parser, the same one `validate` checks with (see
+/// [`railyard_core::project::cron`]).
+pub use railyard_core::project::cron::parse_cron;

@@ -288,7 +288,65 @@ pub(crate) fn check_pipelines(
 
     report_cycles(l, &graph);
     report_topic_schemas(l, &producers, &consumers);
+    report_shared_http_paths(l, parsed, &heads);
     out
+}
+
+/// Two pipelines listening on one HTTP path: `run` cannot serve both and refuses to start
+/// (the HTTP connector's `routes` keys routes by the exact `path`, whatever the methods), so
+/// `validate` refuses it too, at the second pipeline's path, pointing at the first.
+fn report_shared_http_paths(
+    l: &mut Loader<'_>,
+    parsed: &[ParsedPipeline],
+    heads: &BTreeMap<String, PipelineHead>,
+) {
+    // path → (pipeline, file, span of its path, line of that span)
+    let mut taken: BTreeMap<&str, (&str, &str, Span, usize)> = BTreeMap::new();
+    for p in parsed {
+        let Some(def) = &p.def else { continue };
+        if heads
+            .get(&def.pipeline.value)
+            .is_some_and(|h| h.file != p.file)
+        {
+            continue; // a duplicate name, reported; `run` never sees it
+        }
+        let Some(http) = def.input.ok().and_then(|i| i.value.http.as_ref()) else {
+            continue;
+        };
+        let path = &http.value.path;
+        match taken.get(path.value.as_str()) {
+            Some(&(first, first_file, first_span, first_line)) => l.push(
+                Diagnostic::error(
+                    Code::DuplicateName,
+                    format!(
+                        "HTTP path `{}` is already served by pipeline `{first}`; `run` cannot route one path to two pipelines",
+                        path.value
+                    ),
+                )
+                .at(&p.file, path.span)
+                .with_label(format!(
+                    "also the path of `{first}` ({first_file}:{first_line})"
+                ))
+                .with_related(
+                    first_file,
+                    first_span,
+                    format!("pipeline `{first}` listens on `{}` here", path.value),
+                )
+                .with_help(
+                    "give each pipeline its own path, or send both kinds of request to one pipeline and `switch` on them",
+                ),
+            ),
+            None => {
+                let line = p.text.get(..path.span.start).map_or(1, |before| {
+                    before.bytes().filter(|b| *b == b'\n').count() + 1
+                });
+                taken.insert(
+                    path.value.as_str(),
+                    (def.pipeline.value.as_str(), p.file.as_str(), path.span, line),
+                );
+            }
+        }
+    }
 }
 
 fn check_pipeline(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, def: &PipelineFile) -> Option<Pipeline> {
@@ -550,12 +608,12 @@ fn check_input_settings(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, input: &Input) {
                 .at(&file, s.span),
             ),
             (None, Some(c)) => {
-                let fields = c.value.split_whitespace().count();
-                if !(5..=7).contains(&fields) {
+                // The parser the schedule connector runs with: what validates is what runs.
+                if let Err(why) = super::cron::parse_cron(&c.value) {
                     l.push(
-                        Diagnostic::error(Code::InvalidValue, format!("cron expression has {fields} fields, expected 5 to 7"))
+                        Diagnostic::error(Code::InvalidValue, why)
                             .at(&file, c.span)
-                            .with_help("seconds minutes hours day-of-month month day-of-week, e.g. `0 */15 * * * *`"),
+                            .with_help("minute hour day-of-month month day-of-week (with an optional leading second and trailing year), e.g. `*/15 * * * *`, or `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`"),
                     );
                 }
             }

@@ -6,6 +6,7 @@
 //! list and carries on with what it could build, so one run shows every problem.
 
 mod check;
+pub mod cron;
 pub mod files;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,8 @@ pub struct LoadOptions<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// Treat a missing environment variable as an error (it is a warning for `validate`).
     pub strict_env: bool,
+    /// What the project is loaded for; decides how much a problem of the `tests:` matters.
+    pub purpose: Purpose,
 }
 
 impl Default for LoadOptions<'_> {
@@ -39,8 +42,22 @@ impl Default for LoadOptions<'_> {
         LoadOptions {
             env: &|_| None,
             strict_env: false,
+            purpose: Purpose::Check,
         }
     }
+}
+
+/// What a project is loaded for. The checks are the same for every purpose; only problems of
+/// what one purpose never uses change severity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Purpose {
+    /// `validate`, `test` and the other checking commands: every problem is reported at its
+    /// full severity.
+    #[default]
+    Check,
+    /// `run`: serving never reads a test fixture, so a fixture that is missing, too large or
+    /// unreadable is a warning, and a deployment that ships without `tests/` starts.
+    Run,
 }
 
 /// A loaded project: everything that compiled, plus the sources for rendering diagnostics.
@@ -480,41 +497,39 @@ impl Loader<'_> {
         }
     }
 
-    /// Checks that a project-relative data file (fixture) exists.
+    /// Checks that a project-relative data file (fixture) exists. Only tests read fixtures,
+    /// so for [`Purpose::Run`] a problem with one is a warning, never a reason not to start.
     pub(crate) fn require_file(
         &mut self,
         from_file: &str,
         reference: &crate::Spanned<String>,
     ) -> bool {
         let path = reference.value.trim_start_matches("./");
-        match self.files.read(path, MAX_DATA_BYTES) {
-            Ok(_) => true,
-            Err(ReadError::NotFound) => {
-                self.push(
-                    Diagnostic::error(Code::MissingFile, format!("fixture `{path}` does not exist"))
-                        .at(from_file, reference.span)
-                        .with_help("paths are relative to the project root, e.g. `tests/fixtures/shopify/order.json`"),
-                );
-                false
-            }
-            Err(ReadError::TooLarge { size, limit }) => {
-                self.push(
-                    Diagnostic::error(
-                        Code::FileTooLarge,
-                        format!("fixture `{path}` is {size} bytes, more than {limit}"),
-                    )
-                    .at(from_file, reference.span),
-                );
-                false
-            }
+        let problem = match self.files.read(path, MAX_DATA_BYTES) {
+            Ok(_) => return true,
+            Err(ReadError::NotFound) => Diagnostic::error(
+                Code::MissingFile,
+                format!("fixture `{path}` does not exist"),
+            )
+            .with_help(
+                "paths are relative to the project root, e.g. `tests/fixtures/shopify/order.json`",
+            ),
+            Err(ReadError::TooLarge { size, limit }) => Diagnostic::error(
+                Code::FileTooLarge,
+                format!("fixture `{path}` is {size} bytes, more than {limit}"),
+            ),
             Err(ReadError::Other(reason)) => {
-                self.push(
-                    Diagnostic::error(Code::Io, format!("cannot read `{path}`: {reason}"))
-                        .at(from_file, reference.span),
-                );
-                false
+                Diagnostic::error(Code::Io, format!("cannot read `{path}`: {reason}"))
             }
+        };
+        let mut d = problem.at(from_file, reference.span);
+        if self.options.purpose == Purpose::Run {
+            d.severity = Severity::Warning;
+            d.label =
+                Some("only `railyard test` reads fixtures; `run` starts without it".to_string());
         }
+        self.push(d);
+        false
     }
 
     fn load_schemas(&mut self) -> SchemaRegistry {

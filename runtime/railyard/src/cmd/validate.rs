@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 
+use railyard_core::project::Purpose;
+
 use crate::exit;
-use crate::fs::open_project;
+use crate::fs::open_project_with;
 use crate::render::{Format, Renderer, summary};
 
 #[derive(clap::Args)]
@@ -36,7 +38,7 @@ pub fn run(args: Args) -> u8 {
         );
         return exit::USAGE;
     }
-    let (_, loaded) = match open_project(&args.dir, args.strict_env) {
+    let (_, loaded) = match open_project_with(&args.dir, Purpose::Check, args.strict_env) {
         Ok(x) => x,
         Err(code) => return code,
     };

@@ -7,7 +7,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use railyard_connectors::file::{FileDrop, FileError, content_key, file_key};
+use std::io::Write;
+
+use railyard_connectors::file::{FileDrop, FileError, GRACE, SETTLE, content_key, file_key};
 use railyard_core::diag::Span;
 use railyard_core::model::pipeline::{CsvOptions, FileFormat, FileInput};
 use railyard_core::spanned::Spanned;
@@ -462,4 +464,134 @@ fn duplicate_content_has_the_same_file_key() {
         file_key(&abc).unwrap(),
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// When a file is complete: a writer that pauses longer than the settle time.
+
+#[test]
+fn a_file_cut_off_mid_line_waits_and_is_taken_when_complete() {
+    let (_root, drop) = setup(&config(FileFormat::Jsonl));
+    let now = SystemTime::now();
+    let p = put(&drop, "sales.jsonl", b"{\"n\": 1}\n{\"n\": 2}\n{\"n\": ");
+    age(&p, now - Duration::from_secs(2));
+    let e = drop.read_checked(&p, now).unwrap_err();
+    assert!(matches!(e, FileError::Incomplete { .. }), "{e:?}");
+    assert!(e.is_not_ready());
+    // The writer finishes the line: now it is taken whole.
+    fs::write(&p, b"{\"n\": 1}\n{\"n\": 2}\n{\"n\": 3}\n").unwrap();
+    age(&p, now - Duration::from_secs(2));
+    let read = drop.read_checked(&p, now).unwrap();
+    assert_eq!(read.records.len(), 3);
+}
+
+#[test]
+fn a_file_cut_off_at_a_line_break_is_taken_and_then_not_moved_when_it_grew() {
+    let (_root, drop) = setup(&config(FileFormat::Csv));
+    let now = SystemTime::now();
+    let p = put(&drop, "lines.csv", b"sku,qty\nA,1\n");
+    age(&p, now - Duration::from_secs(2));
+    let read = drop.read_checked(&p, now).unwrap();
+    assert_eq!(read.records.len(), 1);
+    // The writer resumes after its pause, after the records were handed off.
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&p)
+        .unwrap()
+        .write_all(b"B,2\n")
+        .unwrap();
+    let e = drop
+        .finish_checked(&p, &read.snapshot, Ok(()), now)
+        .unwrap_err();
+    assert!(matches!(e, FileError::Changing { .. }), "{e:?}");
+    assert!(p.exists(), "left in place");
+    assert!(!drop.done_dir().join("lines.csv").exists());
+    // The next poll reads it whole; unchanged since, it is moved.
+    let again = drop.read_checked(&p, SystemTime::now() + GRACE).unwrap();
+    assert_eq!(again.records.len(), 2);
+    assert_ne!(again.key, read.key, "new content, new key");
+    let moved = drop
+        .finish_checked(&p, &again.snapshot, Ok(()), now)
+        .unwrap();
+    assert_eq!(moved, drop.done_dir().join("lines.csv"));
+}
+
+#[test]
+fn a_file_without_a_final_line_break_is_taken_after_the_grace_period() {
+    let (_root, drop) = setup(&config(FileFormat::Csv));
+    let now = SystemTime::now();
+    let p = put(&drop, "lines.csv", b"sku,qty\nA,1\nB,2");
+    age(&p, now - Duration::from_secs(2));
+    assert!(drop.read_checked(&p, now).unwrap_err().is_not_ready());
+    age(&p, now - GRACE);
+    assert_eq!(drop.read_checked(&p, now).unwrap().records.len(), 2);
+}
+
+#[test]
+fn a_malformed_file_is_only_malformed_after_the_grace_period() {
+    let (_root, drop) = setup(&config(FileFormat::Json));
+    let now = SystemTime::now();
+    let p = put(&drop, "order.json", b"{\"order\": [1, 2");
+    age(&p, now - Duration::from_secs(2));
+    assert!(drop.read_checked(&p, now).unwrap_err().is_not_ready());
+    age(&p, now - GRACE - Duration::from_secs(1));
+    let e = drop.read_checked(&p, now).unwrap_err();
+    assert!(matches!(e, FileError::Malformed { .. }), "{e:?}");
+}
+
+#[test]
+fn a_file_from_the_future_is_taken_once_it_stays_unchanged() {
+    let (_root, drop) = setup(&config(FileFormat::Jsonl));
+    let now = SystemTime::now();
+    let p = put(&drop, "skewed.jsonl", b"{\"n\": 1}\n");
+    age(&p, now + Duration::from_secs(3600));
+    assert!(drop.poll(now).is_empty(), "first seen now");
+    assert!(drop.poll(now + Duration::from_millis(500)).is_empty());
+    assert_eq!(
+        drop.poll(now + SETTLE),
+        vec![p.clone()],
+        "unchanged for the settle time"
+    );
+    // A change starts the wait again.
+    fs::write(&p, b"{\"n\": 1}\n{\"n\": 2}\n").unwrap();
+    age(&p, now + Duration::from_secs(3601));
+    assert!(drop.poll(now + SETTLE * 2).is_empty());
+    assert_eq!(drop.poll(now + SETTLE * 3), vec![p]);
+}
+
+#[test]
+fn a_file_its_writer_appends_to_after_it_was_moved_to_done_is_moved_back() {
+    let (_root, drop) = setup(&config(FileFormat::Jsonl));
+    let now = SystemTime::now();
+    let p = put(&drop, "sales.jsonl", b"{\"n\": 1}\n");
+    age(&p, now - Duration::from_secs(2));
+    let read = drop.read_checked(&p, now).unwrap();
+    let moved = drop
+        .finish_checked(&p, &read.snapshot, Ok(()), now)
+        .unwrap();
+    assert!(!p.exists());
+    // The writer had only paused: it appends to the file it has open, now in done/.
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&moved)
+        .unwrap()
+        .write_all(b"{\"n\": 2}\n")
+        .unwrap();
+    age(&moved, now - Duration::from_secs(2));
+    assert_eq!(
+        drop.poll(now),
+        vec![p.clone()],
+        "moved back and offered again"
+    );
+    assert!(!moved.exists());
+    assert_eq!(drop.read_checked(&p, now).unwrap().records.len(), 2);
+    // Past the grace period a finished file is no longer watched.
+    let read = drop.read_checked(&p, now).unwrap();
+    let moved = drop
+        .finish_checked(&p, &read.snapshot, Ok(()), now)
+        .unwrap();
+    drop.poll(now + GRACE);
+    fs::write(&moved, b"changed later\n").unwrap();
+    drop.poll(now + GRACE * 2);
+    assert!(moved.exists());
 }

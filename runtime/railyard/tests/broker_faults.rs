@@ -409,7 +409,12 @@ fn topics_over_a_restarting_broker_lose_nothing() {
     // The topic consumer's prefetch is 32.
     assert_nothing_lost(&counts, &sent, 32 + 1, &log);
     assert_eq!(
-        broker.queue_depth("railyard.faults").unwrap(),
+        broker
+            .queue_depth(&railyard_connectors::amqp::topic_queue(
+                "faults.work",
+                "faults"
+            ))
+            .unwrap(),
         0,
         "every delivery was acked"
     );

@@ -360,7 +360,7 @@ const AMQP_OUTPUT: Case = Case {
 
 const AMQP_TOPICS: Case = Case {
     name: "amqp-topics",
-    under_test: "topics over RabbitMQ (RAILYARD_AMQP_URL): topic output → railyard.topics → queue railyard.<group> → stdout",
+    under_test: "topics over RabbitMQ (RAILYARD_AMQP_URL): topic output → railyard.topics → queue railyard.<topic>.<group> → stdout",
     entry: Entry::Http,
     exit: Exit::Stdout,
     topology: Topology::Topic,
@@ -1262,7 +1262,7 @@ impl Harness {
                 r.declare(&h.q_out, args);
             }
             if case.broker == Broker::Topics {
-                r.track(&format!("railyard.{}", h.group));
+                r.track(&railyard_connectors::amqp::topic_queue(&h.topic, &h.group));
             }
         }
         h.write_project();
@@ -1623,7 +1623,10 @@ impl Harness {
         if self.case.entry == Entry::Amqp {
             Some(self.q_in.clone())
         } else if self.case.broker == Broker::Topics {
-            Some(format!("railyard.{}", self.group))
+            Some(railyard_connectors::amqp::topic_queue(
+                &self.topic,
+                &self.group,
+            ))
         } else {
             None
         }
@@ -1897,7 +1900,10 @@ impl Harness {
     fn left(&self) -> u64 {
         match (self.case.topology, self.case.broker, self.case.entry) {
             (Topology::Topic | Topology::TopicThenOutput, Broker::Topics, _) => {
-                self.rabbit().depth(&format!("railyard.{}", self.group))
+                self.rabbit().depth(&railyard_connectors::amqp::topic_queue(
+                    &self.topic,
+                    &self.group,
+                ))
             }
             (Topology::Topic | Topology::TopicThenOutput, _, _) => {
                 self.store().depth(&self.topic, &self.group).unwrap()

@@ -806,7 +806,7 @@ fn with_a_broker_two_processes_share_a_topic_as_competing_consumers() {
         (0..40).collect::<Vec<i64>>(),
         "each message exactly once across both processes"
     );
-    let queue = format!("railyard.{tag}");
+    let queue = railyard_connectors::amqp::topic_queue(&format!("work.{tag}"), &tag);
     assert!(
         queue_exists(&url, &queue),
         "the group's queue on the broker carried the topic"

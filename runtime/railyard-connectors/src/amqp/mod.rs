@@ -26,7 +26,7 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// The durable topic exchange that carries Railyard topics when a broker is configured: the
-/// routing key is the topic name, and each consumer group has its queue `railyard.<group>`.
+/// routing key is the topic name, and each (topic, consumer group) has its queue `railyard.<topic>.<group>`.
 pub const TOPICS_EXCHANGE: &str = "railyard.topics";
 
 async fn declare_topics_exchange(channel: &Channel) -> Result<(), String> {
@@ -59,9 +59,12 @@ async fn declare_durable_queue(channel: &Channel, queue: &str) -> Result<(), Str
         .map_err(|e| e.to_string())
 }
 
-/// The queue of consumer group `group` on the topics exchange.
-pub fn topic_queue(group: &str) -> String {
-    format!("railyard.{group}")
+/// The queue of consumer group `group` of `topic` on the topics exchange:
+/// `railyard.<topic>.<group>`. One per (topic, group), like the embedded store's
+/// subscriptions: a group that consumes two topics in two pipelines gets each topic's
+/// messages in the right pipeline, and the pipelines of one group on one topic compete.
+pub fn topic_queue(topic: &str, group: &str) -> String {
+    format!("railyard.{topic}.{group}")
 }
 
 /// Declares the queue of every (topic, group) and binds it to [`TOPICS_EXCHANGE`], so what is
@@ -78,7 +81,7 @@ pub async fn declare_topic_queues(
         let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
         declare_topics_exchange(&channel).await?;
         for (topic, group) in subscriptions {
-            let queue = topic_queue(group);
+            let queue = topic_queue(topic, group);
             declare_durable_queue(&channel, &queue).await?;
             channel
                 .queue_bind(

@@ -18,6 +18,25 @@
 //!   clash `-1`, `-2`… is added before the extension) and, for a failure, writes
 //!   `<name>.reason` next to it.
 //!
+//! # When a file is complete
+//!
+//! A writer may pause longer than [`SETTLE`] (an SFTP job stalls, an exporter flushes in
+//! chunks). [`FileDrop::read_checked`] therefore also refuses, for a later poll
+//! ([`FileError::Changing`], [`FileError::Incomplete`]):
+//! - a file whose size, modification time or inode changed while it was read;
+//! - a CSV or JSON-lines file that does not end with a line break, or any file that does not
+//!   parse, until it has been left unchanged for [`GRACE`] (then it is taken as it is: some
+//!   exporters end without a line break, and a file that still does not parse is malformed);
+//!
+//! and [`FileDrop::finish_checked`] moves a file only if it is still what was read: a file
+//! that changed after its records were handed off is left in place (its new content is a new
+//! file to the store; records repeat, none is lost). A file whose modification time is in the
+//! future (a clock skew between the SFTP server and this host) is logged and picked up once it
+//! stayed unchanged across polls for [`SETTLE`].
+//!
+//! The safe convention for writers remains: write under a temporary name (`*.part`,
+//! `*.tmp`, a dotfile) and rename when done; a rename is atomic.
+//!
 //! # Crash safety without double posting (the caller's contract)
 //!
 //! The connector keeps no state of its own; the caller records progress in its durable store,
@@ -56,6 +75,10 @@ use sha2::{Digest, Sha256};
 /// How long a file must be left unmodified before it is picked up.
 pub const SETTLE: Duration = Duration::from_secs(1);
 
+/// How long a file that looks cut off (no final line break, does not parse) must be left
+/// unmodified before it is taken as it is.
+pub const GRACE: Duration = Duration::from_secs(10);
+
 /// Largest file `read` accepts (records are held in memory).
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 256 << 20;
 
@@ -88,9 +111,26 @@ pub enum FileError {
     },
     #[error("CSV delimiter `{0}` must be one ASCII character")]
     Delimiter(String),
+    /// The file changed while it was read, or after (a writer is still at it): left for a
+    /// later poll.
+    #[error("file `{}` changed while it was being read ({detail}); a writer is still at it, so it is left for the next poll", path.display())]
+    Changing { path: PathBuf, detail: String },
+    /// The file looks cut off (no final line break, or it does not parse) and was modified
+    /// less than [`GRACE`] ago: left for a later poll.
+    #[error("file `{}` looks incomplete ({detail}); it is left until it is complete or unchanged for {}s", path.display(), GRACE.as_secs())]
+    Incomplete { path: PathBuf, detail: String },
 }
 
 impl FileError {
+    /// The file is not ready yet (still being written): try it again at a later poll, do not
+    /// move it to `failed_dir`.
+    pub fn is_not_ready(&self) -> bool {
+        matches!(
+            self,
+            FileError::Changing { .. } | FileError::Incomplete { .. }
+        )
+    }
+
     /// The 1-based line a malformed file went wrong on.
     pub fn line(&self) -> Option<u64> {
         match self {
@@ -116,6 +156,54 @@ impl FileError {
     }
 }
 
+/// What a file was when it was read: size, modification time and inode. A difference later
+/// means a writer was still at it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+}
+
+impl Snapshot {
+    fn of(meta: &fs::Metadata) -> Snapshot {
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Snapshot {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            inode,
+        }
+    }
+
+    fn differences(&self, now: &Snapshot) -> Option<String> {
+        if self.inode != now.inode {
+            Some("it was replaced".to_string())
+        } else if self.len != now.len {
+            Some(format!("{} bytes, then {}", self.len, now.len))
+        } else if self.modified != now.modified {
+            Some("its modification time moved".to_string())
+        } else {
+            None
+        }
+    }
+}
+
+/// One file read whole: its content key, its records, and what it was.
+#[derive(Debug)]
+pub struct ReadFile {
+    pub key: String,
+    pub records: Vec<Record>,
+    pub snapshot: Snapshot,
+}
+
+type FutureFiles = std::collections::HashMap<PathBuf, (Snapshot, SystemTime)>;
+
+/// A file moved to done: where it went, where it came from, what it was, when.
+type Finished = (PathBuf, PathBuf, Snapshot, SystemTime);
+
 /// A pipeline's `file:` input, resolved against the project root.
 #[derive(Clone, Debug)]
 pub struct FileDrop {
@@ -128,7 +216,15 @@ pub struct FileDrop {
     delimiter: Result<u8, String>,
     header: bool,
     settle: Duration,
+    grace: Duration,
     max_bytes: u64,
+    /// Files seen with a modification time in the future: what they were and when first
+    /// seen so (by the poll's clock), so they are taken once unchanged for `settle`.
+    future: std::sync::Arc<std::sync::Mutex<FutureFiles>>,
+    /// Files moved to `done_dir` less than `grace` ago: (where it went, where it came from,
+    /// what it was, when). A writer that resumes after a long pause appends to the moved file
+    /// (same inode); such a file is moved back to be read again.
+    finished: std::sync::Arc<std::sync::Mutex<Vec<Finished>>>,
 }
 
 impl FileDrop {
@@ -157,8 +253,18 @@ impl FileDrop {
             delimiter,
             header: csv.and_then(|c| c.header).unwrap_or(true),
             settle: SETTLE,
+            grace: GRACE,
             max_bytes: DEFAULT_MAX_FILE_BYTES,
+            future: Default::default(),
+            finished: Default::default(),
         }
+    }
+
+    /// How long a file that looks cut off waits before it is taken as it is (default
+    /// [`GRACE`]).
+    pub fn with_grace(mut self, grace: Duration) -> FileDrop {
+        self.grace = grace;
+        self
     }
 
     /// Files modified less than `settle` ago are left for a later poll (default [`SETTLE`]).
@@ -196,8 +302,14 @@ impl FileDrop {
 
     /// [`FileDrop::poll`], with the error of listing the directory.
     pub fn try_poll(&self, now: SystemTime) -> Result<Vec<PathBuf>, FileError> {
+        self.recheck_finished(now);
         let entries = fs::read_dir(&self.dir).map_err(|e| FileError::io(&self.dir, "list", e))?;
         let mut found: Vec<(SystemTime, String, PathBuf)> = Vec::new();
+        let mut future = self
+            .future
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut still_future = FutureFiles::new();
         for entry in entries {
             let Ok(entry) = entry else { continue };
             let Ok(name) = entry.file_name().into_string() else {
@@ -213,16 +325,39 @@ impl FileDrop {
             if !entry.file_type().is_ok_and(|t| t.is_file()) {
                 continue;
             }
-            let Ok(modified) = entry.metadata().and_then(|m| m.modified()) else {
+            let Ok(meta) = entry.metadata() else {
                 continue;
             };
-            // Modified in the future (clock skew) or too recently: still being written.
+            let Ok(modified) = meta.modified() else {
+                continue;
+            };
             match now.duration_since(modified) {
                 Ok(age) if age >= self.settle => {}
-                _ => continue,
+                // Too recent: still being written.
+                Ok(_) => continue,
+                // In the future: the writer's clock is ahead. Taken once it stayed the same
+                // for `settle` by our clock.
+                Err(ahead) => {
+                    let path = entry.path();
+                    let snapshot = Snapshot::of(&meta);
+                    let since = match future.get(&path) {
+                        Some((seen, since)) if *seen == snapshot => *since,
+                        _ => {
+                            tracing::warn!(file = %path.display(), ahead_secs = ahead.duration().as_secs(), "file input: the file's modification time is in the future (clock skew?); it is picked up once it stays unchanged");
+                            now
+                        }
+                    };
+                    still_future.insert(path.clone(), (snapshot, since));
+                    if now.duration_since(since).is_ok_and(|d| d >= self.settle) {
+                        found.push((now, name, path));
+                    }
+                    continue;
+                }
             }
             found.push((modified, name, entry.path()));
         }
+        *future = still_future;
+        drop(future);
         found.sort();
         Ok(found.into_iter().map(|(_, _, p)| p).collect())
     }
@@ -237,6 +372,115 @@ impl FileDrop {
     pub fn read_keyed(&self, path: &Path) -> Result<(String, Vec<Record>), FileError> {
         let bytes = self.read_bytes(path)?;
         Ok((content_key(&bytes), self.parse(path, &bytes)?))
+    }
+
+    /// [`FileDrop::read_keyed`], refusing a file that is not complete yet (see the module doc):
+    /// [`FileError::Changing`] when it changed during the read, [`FileError::Incomplete`]
+    /// when it looks cut off and was modified less than the grace period before `now`.
+    pub fn read_checked(&self, path: &Path, now: SystemTime) -> Result<ReadFile, FileError> {
+        let file = fs::File::open(path).map_err(|e| FileError::io(path, "open", e))?;
+        let before = file
+            .metadata()
+            .map(|m| Snapshot::of(&m))
+            .map_err(|e| FileError::io(path, "stat", e))?;
+        let bytes = read_limited(file, path, self.max_bytes)?;
+        let after = fs::metadata(path)
+            .map(|m| Snapshot::of(&m))
+            .map_err(|e| FileError::io(path, "stat", e))?;
+        let changed = before.differences(&after).or_else(|| {
+            (bytes.len() as u64 != after.len).then(|| "read a different length".to_string())
+        });
+        if let Some(detail) = changed {
+            return Err(FileError::Changing {
+                path: path.to_path_buf(),
+                detail,
+            });
+        }
+        let young = after
+            .modified
+            .is_none_or(|m| now.duration_since(m).map_or(true, |age| age < self.grace));
+        let unterminated = matches!(self.format, FileFormat::Csv | FileFormat::Jsonl)
+            && !bytes.is_empty()
+            && !bytes.ends_with(b"\n");
+        if young && unterminated {
+            return Err(FileError::Incomplete {
+                path: path.to_path_buf(),
+                detail: "it does not end with a line break".to_string(),
+            });
+        }
+        let records = match self.parse(path, &bytes) {
+            Ok(r) => r,
+            Err(e @ FileError::Malformed { .. }) if young => {
+                return Err(FileError::Incomplete {
+                    path: path.to_path_buf(),
+                    detail: e.to_string(),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(ReadFile {
+            key: content_key(&bytes),
+            records,
+            snapshot: after,
+        })
+    }
+
+    /// [`FileDrop::finish`], if the file is still what was read (`snapshot`); else
+    /// [`FileError::Changing`] and the file stays where it is. A file moved to `done_dir` is
+    /// watched for the grace period: if its writer resumes and appends to it there, the next
+    /// poll moves it back to be read again (its records repeat; none is lost).
+    pub fn finish_checked(
+        &self,
+        path: &Path,
+        snapshot: &Snapshot,
+        outcome: Result<(), String>,
+        now: SystemTime,
+    ) -> Result<PathBuf, FileError> {
+        let current = fs::metadata(path)
+            .map(|m| Snapshot::of(&m))
+            .map_err(|e| FileError::io(path, "stat", e))?;
+        if let Some(detail) = snapshot.differences(&current) {
+            return Err(FileError::Changing {
+                path: path.to_path_buf(),
+                detail,
+            });
+        }
+        let done = outcome.is_ok();
+        let moved = self.finish(path, outcome)?;
+        if done {
+            self.finished
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((moved.clone(), path.to_path_buf(), current, now));
+        }
+        Ok(moved)
+    }
+
+    /// Moves back the recently finished files that changed in `done_dir`; forgets the ones
+    /// older than the grace period.
+    fn recheck_finished(&self, now: SystemTime) {
+        let mut finished = self
+            .finished
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        finished.retain(|(moved, original, snapshot, at)| {
+            let changed = fs::metadata(moved)
+                .ok()
+                .and_then(|m| snapshot.differences(&Snapshot::of(&m)));
+            if let Some(detail) = changed {
+                let back = original
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .ok_or_else(|| FileError::malformed(original, None, "not a file name"))
+                    .and_then(|name| move_no_clobber(moved, &self.dir, name));
+                match back {
+                    Ok(to) => tracing::warn!(file = %to.display(), change = %detail, "file input: a processed file was written to after it was moved to done/ (its writer paused); it is moved back and read again"),
+                    Err(e) => tracing::error!(file = %moved.display(), error = %e, "file input: a processed file changed in done/ and could not be moved back; its new records are not read"),
+                }
+                return false;
+            }
+            now.duration_since(*at).map_or(true, |age| age < self.grace)
+        });
     }
 
     /// Moves `path` to `done_dir` (`Ok`) or `failed_dir` (`Err(reason)`, with
@@ -269,17 +513,7 @@ impl FileDrop {
 
     fn read_bytes(&self, path: &Path) -> Result<Vec<u8>, FileError> {
         let file = fs::File::open(path).map_err(|e| FileError::io(path, "open", e))?;
-        let mut bytes = Vec::new();
-        file.take(self.max_bytes.saturating_add(1))
-            .read_to_end(&mut bytes)
-            .map_err(|e| FileError::io(path, "read", e))?;
-        if bytes.len() as u64 > self.max_bytes {
-            return Err(FileError::TooLarge {
-                path: path.to_path_buf(),
-                limit: self.max_bytes,
-            });
-        }
-        Ok(bytes)
+        read_limited(file, path, self.max_bytes)
     }
 
     fn parse(&self, path: &Path, bytes: &[u8]) -> Result<Vec<Record>, FileError> {
@@ -293,6 +527,21 @@ impl FileDrop {
             FileFormat::Json => parse_json(path, bytes),
         }
     }
+}
+
+/// Reads an open file whole, up to `max_bytes`.
+fn read_limited(file: fs::File, path: &Path, max_bytes: u64) -> Result<Vec<u8>, FileError> {
+    let mut bytes = Vec::new();
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| FileError::io(path, "read", e))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(FileError::TooLarge {
+            path: path.to_path_buf(),
+            limit: max_bytes,
+        });
+    }
+    Ok(bytes)
 }
 
 /// Hex SHA-256 of the file's content: the identity of a delivered file across renames,

@@ -1357,7 +1357,7 @@ impl Workers {
                     Some(url) => {
                         let cfg = railyard_connectors::amqp::ConsumerConfig {
                             url,
-                            queue: railyard_connectors::amqp::topic_queue(&group),
+                            queue: railyard_connectors::amqp::topic_queue(&topic, &group),
                             declare: true,
                             prefetch: 32,
                             bindings: vec![(
@@ -1766,8 +1766,17 @@ fn drain_files(rt: &Runtime, pipeline: &str, drop: &railyard_connectors::file::F
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let (key, records) = match drop.read_keyed(&path) {
+        let railyard_connectors::file::ReadFile {
+            key,
+            records,
+            snapshot,
+        } = match drop.read_checked(&path, std::time::SystemTime::now()) {
             Ok(x) => x,
+            // Still being written: the next poll looks again.
+            Err(e) if e.is_not_ready() => {
+                tracing::debug!(pipeline, file = %name, error = %e, "Dropped file not complete yet.");
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(pipeline, file = %name, error = %e, "Rejected dropped file.");
                 let _ = drop.finish(&path, Err(e.to_string()));
@@ -1835,9 +1844,14 @@ fn drain_files(rt: &Runtime, pipeline: &str, drop: &railyard_connectors::file::F
                     .store
                     .set_file_progress(pipeline, &key, mark, outputs::now_ms());
             }
-            match drop.finish(&path, Ok(())) {
+            match drop.finish_checked(&path, &snapshot, Ok(()), std::time::SystemTime::now()) {
                 Ok(to) => {
                     tracing::info!(pipeline, file = %name, records = total, moved_to = %to.display(), "Processed dropped file.")
+                }
+                Err(e) if e.is_not_ready() => {
+                    // Its new content is a new file to the store: read again from the start
+                    // at the next poll (records repeat; none is lost).
+                    tracing::warn!(pipeline, file = %name, error = %e, "A processed file changed after it was read; it stays for the next poll.")
                 }
                 Err(e) => {
                     tracing::error!(pipeline, file = %name, error = %e, "Could not move a processed file.")
@@ -1881,7 +1895,7 @@ async fn amqp_input(
     .await;
 }
 
-/// Consumes a topic carried by RabbitMQ (`RAILYARD_AMQP_URL`): the queue `railyard.<group>`
+/// Consumes a topic carried by RabbitMQ (`RAILYARD_AMQP_URL`): the queue `railyard.<topic>.<group>`
 /// bound to the topics exchange, holding envelopes published by `railyard run`.
 async fn amqp_topic_input(
     rt: Arc<Runtime>,

@@ -8,6 +8,9 @@
 //!   prefetch P, confirms, the source acked only after its copy was confirmed, up to P in flight);
 //! - `http-post` POSTs N distinct JSON messages at a fixed rate over C connections, retrying 503s
 //!   after `Retry-After`, and reports accepted, 503s and latency percentiles;
+//! - `webhook-retry` delivers N distinct events like a webhook platform: each re-sent with the
+//!   same event id header until it is answered 2xx (refused/reset connections, timeouts, 5xx,
+//!   429), for the crash harness (`benches/crash`);
 //! - `amqp-queue` declares, purges, deletes or counts queues (for the scripts' setup and cleanup).
 //!
 //! Every command prints one JSON summary line on stdout (for the scripts) and a human line on
@@ -17,6 +20,7 @@ mod amqp;
 mod http;
 mod payload;
 mod stats;
+mod webhook;
 
 use clap::{Parser, Subcommand};
 
@@ -42,6 +46,9 @@ enum Command {
     AmqpQueue(amqp::QueueArgs),
     /// POST N distinct JSON messages at a fixed rate over C connections.
     HttpPost(http::PostArgs),
+    /// Deliver N distinct events like a webhook platform: each retried with the same event id
+    /// until a 2xx.
+    WebhookRetry(webhook::WebhookArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -63,6 +70,7 @@ fn main() -> std::process::ExitCode {
             Command::Forward(a) => amqp::forward(a).await,
             Command::AmqpQueue(a) => amqp::queue(a).await,
             Command::HttpPost(a) => http::post(a).await,
+            Command::WebhookRetry(a) => webhook::webhook(a).await,
         }
     });
     match result {

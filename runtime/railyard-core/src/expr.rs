@@ -394,7 +394,9 @@ pub fn rhai_engine() -> rhai::Engine {
     // bounded only by the operation limit, which is far past any memory. Every use of a
     // variable passes here first (the `on_var` hook), so the variable, and `this` inside a
     // method, is held to the limits at each use: a container that outgrew them stops the
-    // script at its next use, at most one element past them.
+    // script at its next use, at most one element past them. The check walks the value (as
+    // Rhai's own check after `push` does): measured on the Square Rhai mapping, 10-20% more
+    // time per message; JMESPath steps are untouched.
     #[allow(deprecated)] // `on_var` is marked volatile, not deprecated
     engine.on_var(|name, _index, context| {
         let engine = context.engine();

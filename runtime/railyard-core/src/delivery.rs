@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use crate::model::pipeline::Backoff;
+use crate::model::pipeline::{Backoff, PipelineFile};
 use crate::project::Pipeline;
 
 /// How a failed attempt classifies. Decided once, where the failure is known (an output, the
@@ -67,11 +67,16 @@ impl Default for RetryPolicy {
 pub const HOLD_DELAY: Duration = Duration::from_secs(1);
 
 impl RetryPolicy {
-    /// The policy of `pipeline`: its `on_error.retry`, defaults for what it leaves out.
+    /// The policy of `pipeline` (resolved when it was loaded).
     pub fn of(pipeline: &Pipeline) -> RetryPolicy {
+        pipeline.retry
+    }
+
+    /// The policy a pipeline file declares: its `on_error.retry`, defaults for what it leaves
+    /// out.
+    pub fn of_file(file: &PipelineFile) -> RetryPolicy {
         let default = RetryPolicy::default();
-        let Some(retry) = pipeline
-            .def
+        let Some(retry) = file
             .on_error
             .as_ref()
             .and_then(|l| l.ok())

@@ -67,9 +67,10 @@ pub struct Route {
 impl Route {
     /// The route of `pipeline`, if its input is `http`.
     pub fn of(pipeline: &Pipeline) -> Option<(String, Route)> {
+        let railyard_core::project::InputSpec::Http(h) = &pipeline.input else {
+            return None;
+        };
         let input = pipeline.def.input.ok()?;
-        let http = input.value.http.as_ref()?;
-        let h = &http.value;
         let methods = if h.methods.is_empty() {
             vec![Method::POST]
         } else {

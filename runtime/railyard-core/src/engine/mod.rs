@@ -290,7 +290,8 @@ impl<'p> Engine<'p> {
                 if let Some(schema) = target {
                     let already = f.clean && f.msg.schema() == Some(schema);
                     if !already {
-                        if let Err(e) = self.check(&f.msg, schema, &format!("output `{}`", o.kind))
+                        if let Err(e) =
+                            self.check(&f.msg, schema, &format!("output `{}`", o.kind()))
                         {
                             failed = Some(e);
                             break;

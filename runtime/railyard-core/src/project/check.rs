@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use super::plan::{InputSpec, OutputSpec};
 use super::{Loader, Mapping, ParsedPipeline, Plugin, check_name};
+use crate::delivery::RetryPolicy;
 use crate::diag::{Code, Diagnostic, Span};
 use crate::expr::{JmesPath, RhaiScript, template_parts};
 use crate::model::pipeline::{
@@ -20,8 +22,10 @@ pub struct Pipeline {
     pub version: u32,
     pub file: String,
     pub def: PipelineFile,
-    /// Connector kind of the input (`http`, `amqp`, `topic`, ...).
-    pub input_kind: &'static str,
+    /// The input connector and its settings.
+    pub input: InputSpec,
+    /// `on_error.retry` with the defaults filled in.
+    pub retry: RetryPolicy,
     pub input_schema: Option<String>,
     pub dedupe_key: Option<JmesPath>,
     pub steps: Vec<Step>,
@@ -33,6 +37,13 @@ pub struct Pipeline {
     /// reference tables: it changes exactly when what the pipeline does may have changed, even
     /// if `version` was not bumped. Every message records it next to `pipeline_version`.
     pub revision: String,
+}
+
+impl OutputDef {
+    /// The connector's name, as written in the YAML.
+    pub fn kind(&self) -> &'static str {
+        self.spec.kind()
+    }
 }
 
 /// A compiled step.
@@ -99,7 +110,8 @@ pub struct SwitchCaseDef {
 /// A checked output: its connector kind, its definition and its compiled templates.
 #[derive(Clone, Debug)]
 pub struct OutputDef {
-    pub kind: &'static str,
+    /// The output connector and its settings.
+    pub spec: OutputSpec,
     pub def: Output,
     pub schema: Option<String>,
     /// `{{ expr }}` parts of templated settings, compiled, keyed by their source text.
@@ -538,12 +550,15 @@ fn check_pipeline(l: &mut Loader<'_>, ctx: &mut Ctx<'_>, def: &PipelineFile) -> 
     if !ok {
         return None;
     }
+    let input_spec = InputSpec::of(input, &def.pipeline.value)?;
+    debug_assert_eq!(input_spec.kind(), input_kind);
     Some(Pipeline {
         name: def.pipeline.value.clone(),
         version,
         file,
+        retry: RetryPolicy::of_file(def),
         def: def.clone(),
-        input_kind,
+        input: input_spec,
         input_schema: input.schema.as_ref().map(|s| s.value.clone()),
         dedupe_key,
         steps,
@@ -1346,8 +1361,13 @@ fn check_outputs(
                 }
             }
         }
+        let Some(spec) = OutputSpec::of(&o.value) else {
+            ok = false;
+            continue;
+        };
+        debug_assert_eq!(spec.kind(), kind);
         defs.push(OutputDef {
-            kind,
+            spec,
             def: o.value.clone(),
             schema,
             templates,

@@ -8,6 +8,7 @@
 mod check;
 pub mod cron;
 pub mod files;
+pub mod plan;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use serde_json::Value;
 
 pub use self::check::{OutputDef, PIPELINE_KEYS, Pipeline, Step, SwitchCaseDef};
 pub use self::files::{Listing, MemFiles, ProjectFiles, ReadError};
+pub use self::plan::{InputSpec, OutputSpec, pipeline_topic};
 use crate::diag::{Code, Diagnostic, Severity, SourceText, Span};
 use crate::expr::{JmesPath, RhaiScript, rhai_engine};
 use crate::model::mapping::MappingFile;

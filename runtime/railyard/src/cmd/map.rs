@@ -226,7 +226,7 @@ fn describe_output(o: &railyard_core::project::OutputDef) -> String {
     if let Some(p) = &d.pipeline {
         return format!("pipeline {}", p.value);
     }
-    o.kind.to_string()
+    o.kind().to_string()
 }
 
 /// Wall-clock time for dry runs (the binary owns the clock; the core never reads it).

@@ -8,8 +8,7 @@ use std::time::Duration;
 use railyard_core::delivery::ErrorClass;
 use railyard_core::engine::Message;
 use railyard_core::expr::render_template;
-use railyard_core::model::OrShort;
-use railyard_core::project::{OutputDef, Project};
+use railyard_core::project::{OutputDef, OutputSpec, Project};
 use railyard_store::Store;
 use serde_json::Value;
 
@@ -68,28 +67,16 @@ pub struct OutputCtx<'a> {
     pub store: &'a std::sync::Arc<Store>,
     pub project: &'a Project,
     pub http: &'a reqwest::Client,
-    /// The caller runs on a blocking thread: store and file writes happen in place. Otherwise
-    /// (an async task) they go to the blocking pool, so no worker thread waits on an fsync.
-    pub inline: bool,
 }
 
-/// Runs blocking `work` in place when the caller may block, else on the blocking pool.
+/// Runs blocking `work` (a store write, an fsync) on the blocking pool, so no async worker
+/// thread waits on it.
 pub async fn blocking<T: Send + 'static>(
-    inline: bool,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, String> {
-    if inline {
-        Ok(work())
-    } else {
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| format!("blocking task failed: {e}"))
-    }
-}
-
-/// The internal topic behind `output: { pipeline: name }`.
-pub fn pipeline_topic(name: &str) -> String {
-    format!("pipeline:{name}")
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| format!("blocking task failed: {e}"))
 }
 
 pub fn now_ms() -> i64 {
@@ -105,71 +92,62 @@ pub fn now_rfc3339() -> String {
 
 /// Sends `msg` to one output and returns once the output confirmed it.
 pub async fn send(ctx: &OutputCtx<'_>, o: &OutputDef, msg: &Message) -> Result<(), SendError> {
-    let d = &o.def;
     let render =
         |t: &str| render_template(t, &o.templates, msg.envelope()).map_err(SendError::permanent);
-    if let Some(t) = &d.topic {
-        let name = match &t.value {
-            OrShort::Short(s) => s.clone(),
-            OrShort::Full(f) => f.name.value.clone(),
-        };
-        let topic = render(&name)?;
-        publish_topic(ctx, &topic, msg).await
-    } else if let Some(p) = &d.pipeline {
-        publish_topic(ctx, &pipeline_topic(&p.value), msg).await
-    } else if let Some(s) = &d.stdout {
-        let value = if s.value.with_meta == Some(true) {
-            msg.envelope()
-        } else {
-            msg.body()
-        };
-        let line = serde_json::to_string(value).map_err(|e| SendError::permanent(e.to_string()))?;
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{line}")
-            .and_then(|()| out.flush())
-            .map_err(|e| SendError::transient(format!("stdout: {e}")))
-    } else if let Some(f) = &d.file {
-        let rendered = render(&f.value.path.value)?;
-        if rendered.contains('\0') {
-            return Err(SendError::permanent(format!(
-                "file path `{}` contains a NUL byte",
-                rendered.escape_default()
-            )));
+    match &o.spec {
+        OutputSpec::Topic { name } => {
+            let topic = render(name)?;
+            publish_topic(ctx, &topic, msg).await
         }
-        let path = ctx.root.join(rendered);
-        let body = msg.body().clone();
-        blocking(ctx.inline, move || {
-            append_line(&path.to_string_lossy(), &body)
-        })
-        .await
-        .and_then(|r| r)
-        .map_err(SendError::transient)
-    } else if let Some(h) = &d.http {
-        send_http(ctx, o, &h.value, msg, render).await
-    } else if let Some(a) = &d.amqp {
-        let a = &a.value;
-        let routing_key = match &a.routing_key {
-            Some(k) => render(&k.value)?,
-            None => String::new(),
-        };
-        let url = amqp_url(a.url.as_ref().map(|u| u.value.as_str()));
-        let body =
-            serde_json::to_vec(msg.body()).map_err(|e| SendError::permanent(e.to_string()))?;
-        let target = Target {
-            publisher: url.clone(),
-            topics: false,
-            exchange: &a.exchange.value,
-            routing_key: &routing_key,
-            persistent: a.persistent != Some(false),
-        };
-        amqp_publish(ctx, &target, &body, msg)
-            .await
-            .map_err(|e| e.context(&format!("amqp exchange `{}`", a.exchange.value)))
-    } else {
-        Err(SendError::permanent(format!(
-            "the `{}` output is not available in this build",
-            o.kind
-        )))
+        OutputSpec::Pipeline { topic, .. } => publish_topic(ctx, topic, msg).await,
+        OutputSpec::Stdout { with_meta } => {
+            let value = if *with_meta {
+                msg.envelope()
+            } else {
+                msg.body()
+            };
+            let line =
+                serde_json::to_string(value).map_err(|e| SendError::permanent(e.to_string()))?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{line}")
+                .and_then(|()| out.flush())
+                .map_err(|e| SendError::transient(format!("stdout: {e}")))
+        }
+        OutputSpec::File(f) => {
+            let rendered = render(&f.path.value)?;
+            if rendered.contains('\0') {
+                return Err(SendError::permanent(format!(
+                    "file path `{}` contains a NUL byte",
+                    rendered.escape_default()
+                )));
+            }
+            let path = ctx.root.join(rendered);
+            let body = msg.body().clone();
+            blocking(move || append_line(&path.to_string_lossy(), &body))
+                .await
+                .and_then(|r| r)
+                .map_err(SendError::transient)
+        }
+        OutputSpec::Http(h) => send_http(ctx, o, h, msg, render).await,
+        OutputSpec::Amqp(a) => {
+            let routing_key = match &a.routing_key {
+                Some(k) => render(&k.value)?,
+                None => String::new(),
+            };
+            let url = amqp_url(a.url.as_ref().map(|u| u.value.as_str()));
+            let body =
+                serde_json::to_vec(msg.body()).map_err(|e| SendError::permanent(e.to_string()))?;
+            let target = Target {
+                publisher: url.clone(),
+                topics: false,
+                exchange: &a.exchange.value,
+                routing_key: &routing_key,
+                persistent: a.persistent != Some(false),
+            };
+            amqp_publish(ctx, &target, &body, msg)
+                .await
+                .map_err(|e| e.context(&format!("amqp exchange `{}`", a.exchange.value)))
+        }
     }
 }
 
@@ -179,7 +157,7 @@ async fn publish_topic(ctx: &OutputCtx<'_>, topic: &str, msg: &Message) -> Resul
     let Some(url) = ctx.amqp_topics else {
         let (store, name, envelope) =
             (ctx.store.clone(), topic.to_string(), msg.envelope().clone());
-        return blocking(ctx.inline, move || {
+        return blocking(move || {
             store
                 .publish(&name, &envelope)
                 .map(drop)
@@ -348,10 +326,10 @@ async fn send_http(
         Ok(r) => r,
         // A request that could not be built (a URL that does not parse) fails every time.
         Err(e) if e.is_builder() => {
-            return Err(SendError::permanent(format!("{} {url}: {e}", o.kind)));
+            return Err(SendError::permanent(format!("{} {url}: {e}", o.kind())));
         }
         // Connect errors and timeouts: the peer may come back.
-        Err(e) => return Err(SendError::transient(format!("{} {url}: {e}", o.kind))),
+        Err(e) => return Err(SendError::transient(format!("{} {url}: {e}", o.kind()))),
     };
     let status = response.status().as_u16();
     let ok = if h.success.is_empty() {

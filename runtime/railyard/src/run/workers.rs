@@ -1,0 +1,191 @@
+//! The long-running tasks of the running configuration, one per input that is not a route
+//! (topic and AMQP consumers, file drops, schedules, batch flushers): `Workers::reconcile`
+//! starts what a new configuration adds and stops what it removes. The input kinds are
+//! matched exhaustively on `InputSpec`.
+
+use super::*;
+
+/// Starts one background task, given its stop signal.
+pub(crate) type StartWorker =
+    Box<dyn FnOnce(tokio::sync::watch::Receiver<bool>) -> tokio::task::JoinHandle<()>>;
+
+/// The background tasks of the running configuration, by what they do: a task whose spec
+/// disappears on reload is stopped (it finishes what it holds), a new spec gets a task, an
+/// unchanged one keeps running untouched.
+#[derive(Default)]
+pub(crate) struct Workers {
+    pub(crate) tasks: HashMap<
+        String,
+        (
+            tokio::sync::watch::Sender<bool>,
+            tokio::task::JoinHandle<()>,
+        ),
+    >,
+}
+
+impl Workers {
+    pub(crate) fn reconcile(&mut self, rt: &Arc<Runtime>, live: &Live) {
+        let mut wanted: HashMap<String, StartWorker> = HashMap::new();
+        for p in live.project.pipelines.values() {
+            if !live.running.contains(&p.name) {
+                continue;
+            }
+            let name = p.name.clone();
+            match &p.input {
+                InputSpec::Topic { name: topic, group } | InputSpec::Pipeline { topic, group } => {
+                    let (topic, group) = (topic.clone(), group.clone());
+                    let rt2 = rt.clone();
+                    let n = name.clone();
+                    match rt.amqp_topics.clone() {
+                        None => {
+                            wanted.insert(
+                                format!("consume {name} {topic} {group}"),
+                                Box::new(move |stop| {
+                                    tokio::spawn(consume(rt2, n, topic, group, stop))
+                                }),
+                            );
+                        }
+                        Some(url) => {
+                            let cfg = railyard_connectors::amqp::ConsumerConfig {
+                                url,
+                                queue: railyard_connectors::amqp::topic_queue(&topic, &group),
+                                declare: true,
+                                prefetch: 32,
+                                bindings: vec![(
+                                    railyard_connectors::amqp::TOPICS_EXCHANGE.to_string(),
+                                    topic.clone(),
+                                )],
+                                connected: rt
+                                    .broker_flag(&format!("amqp-topic {name} {topic} {group}")),
+                            };
+                            wanted.insert(
+                                format!("amqp-topic {name} {topic} {group}"),
+                                Box::new(move |stop| {
+                                    tokio::spawn(amqp_topic_input(rt2, n, topic, group, cfg, stop))
+                                }),
+                            );
+                        }
+                    }
+                }
+                InputSpec::Schedule(config) => {
+                    match railyard_connectors::schedule::Schedule::from_config(config) {
+                        Ok(schedule) => {
+                            let rt = rt.clone();
+                            let n = name.clone();
+                            wanted.insert(
+                                format!("schedule {name} {config:?}"),
+                                Box::new(move |stop| {
+                                    tokio::spawn(scheduled(rt, n, schedule, stop))
+                                }),
+                            );
+                        }
+                        Err(e) => {
+                            tracing::error!(pipeline = %name, error = %e, "Schedule not started.")
+                        }
+                    }
+                }
+                InputSpec::Amqp(a) => {
+                    // The worker's key changes with its whole config, but shows (on `/ready`,
+                    // in logs) only the queue and a hash: the config holds the credentials.
+                    let amqp_key = format!(
+                        "amqp {name} {} {:016x}",
+                        a.queue.value,
+                        hash_of(&format!("{a:?}"))
+                    );
+                    let cfg = railyard_connectors::amqp::ConsumerConfig {
+                        url: outputs::amqp_url(a.url.as_ref().map(|u| u.value.as_str())),
+                        queue: a.queue.value.clone(),
+                        declare: a.declare != Some(false),
+                        prefetch: a.prefetch.unwrap_or(64),
+                        bindings: a
+                            .bindings
+                            .iter()
+                            .map(|b| {
+                                (
+                                    b.exchange.value.clone(),
+                                    b.routing_key.clone().unwrap_or_default(),
+                                )
+                            })
+                            .collect(),
+                        connected: rt.broker_flag(&amqp_key),
+                    };
+                    let rt = rt.clone();
+                    let n = name.clone();
+                    wanted.insert(
+                        amqp_key,
+                        Box::new(move |stop| tokio::spawn(amqp_input(rt, n, cfg, stop))),
+                    );
+                }
+                InputSpec::File(config) => {
+                    let drop = railyard_connectors::file::FileDrop::new(config, &rt.root);
+                    let rt = rt.clone();
+                    let n = name.clone();
+                    wanted.insert(
+                        format!("file {name} {config:?}"),
+                        Box::new(move |stop| tokio::spawn(file_drop(rt, n, drop, stop))),
+                    );
+                }
+                // Webhooks are routes of the HTTP server (`Live::routes`), not workers.
+                InputSpec::Http(_) => {}
+                // Not run (see `unsupported`).
+                InputSpec::Stdin => {}
+            }
+            // Batches are emitted when their window elapses (checked at the shortest window of
+            // the pipeline), and once more when the task stops.
+            let period = p
+                .steps
+                .iter()
+                .filter_map(|s| match s {
+                    railyard_core::project::Step::Batch { window, .. } => {
+                        Some(window.unwrap_or(Duration::from_secs(1)))
+                    }
+                    _ => None,
+                })
+                .min();
+            if let Some(period) = period {
+                let rt = rt.clone();
+                let n = name.clone();
+                wanted.insert(
+                    format!("batch {name} {period:?}"),
+                    Box::new(move |stop| tokio::spawn(batch_flusher(rt, n, period, stop))),
+                );
+            }
+        }
+        // Forget the connection state of consumers that are no longer configured.
+        rt.brokers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|k, _| wanted.contains_key(k));
+        let gone: Vec<String> = self
+            .tasks
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some((stop, _task)) = self.tasks.remove(&key) {
+                // The task sees the signal, finishes what it holds and ends on its own.
+                let _ = stop.send(true);
+                tracing::info!(task = %key, "Stopped a worker no longer in the configuration.");
+            }
+        }
+        for (key, start) in wanted {
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.tasks.entry(key) {
+                tracing::debug!(task = %slot.key(), "Started a worker.");
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                slot.insert((tx, start(rx)));
+            }
+        }
+    }
+
+    pub(crate) async fn stop_all(self) {
+        let mut handles = Vec::new();
+        for (_, (stop, task)) in self.tasks {
+            let _ = stop.send(true);
+            handles.push(task);
+        }
+        for h in handles {
+            let _ = h.await;
+        }
+    }
+}

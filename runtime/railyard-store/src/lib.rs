@@ -686,8 +686,10 @@ impl Store {
         ttl_ms: i64,
         now_ms: i64,
     ) -> Result<KeyClaim, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let conn = self.conn();
+        let _relaxed = Relaxed::on(&conn, true)?;
+        // Unchecked: `_relaxed` holds `&conn` too; the mutex guarantees one transaction.
+        let tx = Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)?;
         let claimed = tx
             .prepare_cached(
                 "INSERT INTO dedupe (pipeline, key, expires_at, pending) VALUES (?1, ?2, ?3, 1)
@@ -723,8 +725,10 @@ impl Store {
     /// was current (always true without one): false when the lease had been taken over, and
     /// then nothing else changed either, since the new holder owns the message now.
     pub fn commit_unit(&self, unit: &Unit) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let conn = self.conn();
+        let _relaxed = Relaxed::on(&conn, unit.dead_letters.is_empty())?;
+        // Unchecked: `_relaxed` holds `&conn` too; the mutex guarantees one transaction.
+        let tx = Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)?;
         if let Some(delivery) = &unit.ack
             && !ack_in(&tx, delivery)?
         {
@@ -765,8 +769,10 @@ impl Store {
         retry_at_ms: i64,
         counts: bool,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let conn = self.conn();
+        let _relaxed = Relaxed::on(&conn, true)?;
+        // Unchecked: `_relaxed` holds `&conn` too; the mutex guarantees one transaction.
+        let tx = Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)?;
         {
             let mut release = tx.prepare_cached(
                 "DELETE FROM dedupe WHERE pipeline = ?1 AND key = ?2 AND pending = 1",
@@ -948,6 +954,38 @@ impl Store {
             .conn()
             .execute("DELETE FROM dedupe WHERE expires_at <= ?1", params![now_ms])?;
         Ok(n as u64)
+    }
+}
+
+/// `synchronous = NORMAL` for one transaction, `FULL` again when dropped. In WAL mode a
+/// NORMAL commit survives a crash of the process (the write is in the OS's cache) and only a
+/// power loss or OS crash can undo it; the next FULL commit's sync makes it durable too. It is
+/// used where undoing the commit can only cause a repeat, never a loss: claiming or settling
+/// dedupe keys, acks, batch and file progress. A unit that writes dead letters (the only copy
+/// of a message) commits with FULL.
+struct Relaxed<'c> {
+    conn: Option<&'c Connection>,
+}
+
+impl<'c> Relaxed<'c> {
+    fn on(conn: &'c Connection, relax: bool) -> Result<Relaxed<'c>, StoreError> {
+        if !relax {
+            return Ok(Relaxed { conn: None });
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(Relaxed { conn: Some(conn) })
+    }
+}
+
+impl Drop for Relaxed<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn {
+            // If this fails the connection stays NORMAL: a later power loss could then repeat
+            // messages, never lose an acknowledged one... except a dead letter, so try hard.
+            if conn.pragma_update(None, "synchronous", "FULL").is_err() {
+                let _ = conn.execute_batch("PRAGMA synchronous = FULL");
+            }
+        }
     }
 }
 
@@ -1444,6 +1482,36 @@ mod tests {
         // Nobody subscribed: nothing kept.
         s.publish("nobody", &json!(1)).unwrap();
         assert_eq!(messages(&s), 0);
+    }
+
+    /// Key and ack transactions skip the sync (a lost one only repeats a message); the
+    /// connection is back at FULL after each, for everything else.
+    #[test]
+    fn relaxed_transactions_leave_the_connection_at_full_sync() {
+        let (_d, s) = file_store();
+        let sync = |s: &Store| -> i64 {
+            s.conn()
+                .pragma_query_value(None, "synchronous", |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(s.claim_key("p", "k", 1_000, 0).unwrap(), KeyClaim::Claimed);
+        assert_eq!(sync(&s), 2);
+        let unit = Unit {
+            keys: vec![("p".into(), "k".into())],
+            ..Unit::default()
+        };
+        assert!(s.commit_unit(&unit).unwrap());
+        assert_eq!(sync(&s), 2);
+        s.release_unit(&unit, 0, false).unwrap();
+        assert_eq!(sync(&s), 2);
+        // A failed transaction resets it too.
+        let broken = Unit {
+            batch_claims: vec![1],
+            ..Unit::default()
+        };
+        s.conn().execute_batch("DROP TABLE batch_items").unwrap();
+        assert!(s.commit_unit(&broken).is_err());
+        assert_eq!(sync(&s), 2);
     }
 
     #[test]

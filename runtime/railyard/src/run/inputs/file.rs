@@ -21,11 +21,12 @@ pub(crate) async fn file_drop(
         tracing::error!(pipeline = %pipeline, dir = %drop.dir().display(), error = %e, "Cannot create the drop directory.");
     }
     let drop = Arc::new(drop);
+    let mut errors = driver::Throttle::default();
     loop {
         if *stop.borrow() {
             return;
         }
-        drain_files(&rt, &pipeline, &drop).await;
+        drain_files(&rt, &pipeline, &drop, &mut errors).await;
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             _ = stop.changed() => return,
@@ -115,6 +116,7 @@ pub(crate) async fn drain_files(
     rt: &Arc<Runtime>,
     pipeline: &str,
     drop: &railyard_connectors::file::FileDrop,
+    errors: &mut driver::Throttle,
 ) {
     use railyard_store::FileProgress;
     use tokio::task::block_in_place;
@@ -153,7 +155,9 @@ pub(crate) async fn drain_files(
                 complete: false,
             }),
             Err(e) => {
-                tracing::error!(pipeline, error = %e, "Store unavailable; file left for the next poll.");
+                if let Some(suppressed) = errors.admit(Instant::now()) {
+                    tracing::error!(pipeline, error = %e, repeated = suppressed, "Store unavailable; file left for the next poll.");
+                }
                 return;
             }
         };

@@ -108,15 +108,15 @@ impl ProjectFiles for DirFiles {
 /// Opens and loads the project at `dir` with the process environment for `${env:...}`.
 /// Prints the problem and returns the exit code when `dir` is not a usable directory.
 ///
-/// `for_run` is `railyard run` (its start and every reload): every `${env:...}` must be set,
+/// [`Purpose::Run`] is `railyard run` (its start and every reload): every `${env:...}` must be set,
 /// and a missing test fixture is only a warning ([`Purpose::Run`]). Every other command
 /// loads with [`Purpose::Check`] and a missing variable as a warning; `validate
 /// --strict-env` goes through [`open_project_with`].
-pub fn open_project(dir: &Path, for_run: bool) -> Result<(DirFiles, Loaded), u8> {
-    if for_run {
-        open_project_with(dir, Purpose::Run, true)
-    } else {
-        open_project_with(dir, Purpose::Check, false)
+pub fn open_project(dir: &Path, purpose: Purpose) -> Result<(DirFiles, Loaded), u8> {
+    match purpose {
+        // `run` needs every `${env:…}`; a missing test fixture is only a warning.
+        Purpose::Run => open_project_with(dir, Purpose::Run, true),
+        Purpose::Check => open_project_with(dir, Purpose::Check, false),
     }
 }
 

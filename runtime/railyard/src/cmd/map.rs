@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use railyard_core::engine::{Engine, MemoryState, Origin};
-use railyard_core::project::Project;
+use railyard_core::project::{Project, Purpose};
 use railyard_core::schema::violations;
 use serde_json::{Value, json};
 
@@ -39,7 +39,7 @@ pub fn run(mut args: Args) -> u8 {
         }
         args.file = args.mapping.take().map(PathBuf::from);
     }
-    let (_, loaded) = match open_project(&args.dir, false) {
+    let (_, loaded) = match open_project(&args.dir, Purpose::Check) {
         Ok(x) => x,
         Err(code) => return code,
     };

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use railyard_core::project;
+use railyard_core::project::{self, Purpose};
 use railyard_core::schema::{compile_standalone, violations};
 
 use crate::exit;
@@ -63,7 +63,7 @@ pub fn run(cmd: SchemaCommand) -> u8 {
 }
 
 fn load_registry(dir: &std::path::Path) -> Result<project::Project, u8> {
-    let (_, loaded) = open_project(dir, false)?;
+    let (_, loaded) = open_project(dir, Purpose::Check)?;
     let schema_errors = loaded
         .diagnostics
         .iter()

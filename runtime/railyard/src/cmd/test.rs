@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use railyard_core::testing::{TestResult, run_tests};
 
 use crate::exit;
+use railyard_core::project::Purpose;
+
 use crate::fs::open_project;
 use crate::render::{Paths, Renderer, summary};
 
@@ -30,7 +32,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> u8 {
-    let (files, loaded) = match open_project(&args.dir, false) {
+    let (files, loaded) = match open_project(&args.dir, Purpose::Check) {
         Ok(x) => x,
         Err(code) => return code,
     };

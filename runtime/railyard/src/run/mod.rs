@@ -49,6 +49,7 @@ use self::outputs::SendError;
 use crate::exit;
 use crate::fs::open_project;
 use crate::render::{Renderer, summary};
+use railyard_core::project::Purpose;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -81,7 +82,7 @@ pub fn run(args: Args) -> u8 {
     } else {
         let _ = builder.try_init();
     }
-    let (_, loaded) = match open_project(&args.dir, true) {
+    let (_, loaded) = match open_project(&args.dir, Purpose::Run) {
         Ok(x) => x,
         Err(code) => return code,
     };

@@ -95,7 +95,8 @@ pub(crate) async fn reload(
 ) {
     let dir2 = dir.to_path_buf();
     let loaded =
-        tokio::task::spawn_blocking(move || open_project(&dir2, true).map(|(_, l)| l)).await;
+        tokio::task::spawn_blocking(move || open_project(&dir2, Purpose::Run).map(|(_, l)| l))
+            .await;
     let Ok(Ok(loaded)) = loaded else {
         tracing::error!(
             "Reload failed: the project directory cannot be read; the running version stays."

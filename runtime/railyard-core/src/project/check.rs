@@ -176,21 +176,11 @@ pub(crate) struct PipelineHead {
 }
 
 fn input_kind(input: &Input) -> Vec<(&'static str, Span)> {
-    let mut kinds = Vec::new();
-    macro_rules! k {
-        ($($f:ident),*) => {$( if let Some(x) = &input.$f { kinds.push((stringify!($f), x.span)); } )*};
-    }
-    k!(http, amqp, topic, file, schedule, stdin, pipeline);
-    kinds
+    InputSpec::connectors(input)
 }
 
 fn output_kinds(o: &Output) -> Vec<(&'static str, Span)> {
-    let mut kinds = Vec::new();
-    macro_rules! k {
-        ($($f:ident),*) => {$( if let Some(x) = &o.$f { kinds.push((stringify!($f), x.span)); } )*};
-    }
-    k!(topic, amqp, http, file, stdout, pipeline);
-    kinds
+    OutputSpec::connectors(o)
 }
 
 pub(crate) fn check_pipelines(

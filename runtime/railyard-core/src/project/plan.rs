@@ -5,6 +5,7 @@
 //! matches. Adding a connector adds a variant here, and the compiler lists every place that
 //! must handle it.
 
+use crate::diag::Span;
 use crate::model::OrShort;
 use crate::model::pipeline::{
     AmqpInput, AmqpOutput, FileInput, FileOutput, HttpInput, HttpOutput, Input, Output,
@@ -37,17 +38,64 @@ pub fn pipeline_topic(name: &str) -> String {
 }
 
 impl InputSpec {
+    /// The connector fields set in `input`, with their spans (exactly one is valid; the
+    /// loader reports none or several).
+    pub fn connectors(input: &Input) -> Vec<(&'static str, Span)> {
+        // Destructured without `..`: a connector field added to `Input` does not compile
+        // until it is listed here and in `of`.
+        let Input {
+            http,
+            amqp,
+            topic,
+            file,
+            schedule,
+            stdin,
+            pipeline,
+            schema: _,
+            dedupe_key: _,
+            correlation_header: _,
+        } = input;
+        let mut kinds = Vec::with_capacity(1);
+        let spans = [
+            ("http", http.as_ref().map(|x| x.span)),
+            ("amqp", amqp.as_ref().map(|x| x.span)),
+            ("topic", topic.as_ref().map(|x| x.span)),
+            ("file", file.as_ref().map(|x| x.span)),
+            ("schedule", schedule.as_ref().map(|x| x.span)),
+            ("stdin", stdin.as_ref().map(|x| x.span)),
+            ("pipeline", pipeline.as_ref().map(|x| x.span)),
+        ];
+        for (kind, span) in spans {
+            if let Some(span) = span {
+                kinds.push((kind, span));
+            }
+        }
+        kinds
+    }
+
     /// The connector of `input` when exactly one is set (the loader reports the rest).
     /// `pipeline` is the pipeline's name: the default consumer group.
     pub fn of(input: &Input, pipeline: &str) -> Option<InputSpec> {
+        let Input {
+            http,
+            amqp,
+            topic,
+            file,
+            schedule,
+            stdin,
+            pipeline: from_pipelines,
+            schema: _,
+            dedupe_key: _,
+            correlation_header: _,
+        } = input;
         let mut specs = Vec::with_capacity(1);
-        if let Some(h) = &input.http {
+        if let Some(h) = http {
             specs.push(InputSpec::Http(h.value.clone()));
         }
-        if let Some(a) = &input.amqp {
+        if let Some(a) = amqp {
             specs.push(InputSpec::Amqp(a.value.clone()));
         }
-        if let Some(t) = &input.topic {
+        if let Some(t) = topic {
             specs.push(match &t.value {
                 OrShort::Short(name) => InputSpec::Topic {
                     name: name.clone(),
@@ -59,19 +107,19 @@ impl InputSpec {
                 },
             });
         }
-        if input.pipeline.is_some() {
+        if from_pipelines.is_some() {
             specs.push(InputSpec::Pipeline {
                 topic: pipeline_topic(pipeline),
                 group: pipeline.to_string(),
             });
         }
-        if let Some(f) = &input.file {
+        if let Some(f) = file {
             specs.push(InputSpec::File(f.value.clone()));
         }
-        if let Some(s) = &input.schedule {
+        if let Some(s) = schedule {
             specs.push(InputSpec::Schedule(s.value.clone()));
         }
-        if input.stdin.is_some() {
+        if stdin.is_some() {
             specs.push(InputSpec::Stdin);
         }
         match specs.len() {
@@ -125,10 +173,45 @@ pub enum OutputSpec {
 }
 
 impl OutputSpec {
+    /// The connector fields set in `output`, with their spans (exactly one is valid).
+    pub fn connectors(output: &Output) -> Vec<(&'static str, Span)> {
+        // Destructured without `..`: see `InputSpec::connectors`.
+        let Output {
+            topic,
+            amqp,
+            http,
+            file,
+            stdout,
+            pipeline,
+            schema: _,
+        } = output;
+        let spans = [
+            ("topic", topic.as_ref().map(|x| x.span)),
+            ("amqp", amqp.as_ref().map(|x| x.span)),
+            ("http", http.as_ref().map(|x| x.span)),
+            ("file", file.as_ref().map(|x| x.span)),
+            ("stdout", stdout.as_ref().map(|x| x.span)),
+            ("pipeline", pipeline.as_ref().map(|x| x.span)),
+        ];
+        spans
+            .into_iter()
+            .filter_map(|(kind, span)| span.map(|s| (kind, s)))
+            .collect()
+    }
+
     /// The connector of `output` when exactly one is set (the loader reports the rest).
     pub fn of(output: &Output) -> Option<OutputSpec> {
+        let Output {
+            topic,
+            amqp,
+            http,
+            file,
+            stdout,
+            pipeline,
+            schema: _,
+        } = output;
         let mut specs = Vec::with_capacity(1);
-        if let Some(t) = &output.topic {
+        if let Some(t) = topic {
             specs.push(OutputSpec::Topic {
                 name: match &t.value {
                     OrShort::Short(s) => s.clone(),
@@ -136,24 +219,24 @@ impl OutputSpec {
                 },
             });
         }
-        if let Some(p) = &output.pipeline {
+        if let Some(p) = pipeline {
             specs.push(OutputSpec::Pipeline {
                 pipeline: p.value.clone(),
                 topic: pipeline_topic(&p.value),
             });
         }
-        if let Some(s) = &output.stdout {
+        if let Some(s) = stdout {
             specs.push(OutputSpec::Stdout {
                 with_meta: s.value.with_meta == Some(true),
             });
         }
-        if let Some(f) = &output.file {
+        if let Some(f) = file {
             specs.push(OutputSpec::File(f.value.clone()));
         }
-        if let Some(h) = &output.http {
+        if let Some(h) = http {
             specs.push(OutputSpec::Http(h.value.clone()));
         }
-        if let Some(a) = &output.amqp {
+        if let Some(a) = amqp {
             specs.push(OutputSpec::Amqp(a.value.clone()));
         }
         match specs.len() {

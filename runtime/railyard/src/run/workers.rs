@@ -21,6 +21,9 @@ pub(crate) struct Workers {
             tokio::task::JoinHandle<()>,
         ),
     >,
+    /// Workers a reload removed: told to stop, still finishing what they hold. A stop awaits
+    /// them too, so nothing in flight is cut off by the process exiting.
+    pub(crate) retired: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Workers {
@@ -163,9 +166,11 @@ impl Workers {
             .cloned()
             .collect();
         for key in gone {
-            if let Some((stop, _task)) = self.tasks.remove(&key) {
+            if let Some((stop, task)) = self.tasks.remove(&key) {
                 // The task sees the signal, finishes what it holds and ends on its own.
                 let _ = stop.send(true);
+                self.retired.retain(|h| !h.is_finished());
+                self.retired.push(task);
                 tracing::info!(task = %key, "Stopped a worker no longer in the configuration.");
             }
         }
@@ -184,7 +189,7 @@ impl Workers {
             let _ = stop.send(true);
             handles.push(task);
         }
-        for h in handles {
+        for h in handles.into_iter().chain(self.retired) {
             let _ = h.await;
         }
     }

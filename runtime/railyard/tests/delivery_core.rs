@@ -237,7 +237,17 @@ fn a_copy_of_a_message_in_flight_is_not_answered_duplicate() {
     );
     assert_eq!(status, 202, "{body}");
     stop_gracefully(server);
-    assert_eq!(erp.seen().len(), 2);
+    let seen = erp.seen();
+    assert_eq!(seen.len(), 2);
+    // Both copies of the event carry one message id (derived from the dedupe key), so an ERP
+    // with idempotency keys drops a repeat.
+    let ids: Vec<_> = seen
+        .iter()
+        .map(|r| common::header(&r.head, "x-railyard-message-id").unwrap())
+        .collect();
+    assert_eq!(ids[0], ids[1]);
+    assert!(ids[0].starts_with("k-"), "{ids:?}");
+    assert!(body.contains(&ids[0]), "the 202 names it too: {body}");
 }
 
 /// `on_error.retry` holds for a file record: tried `attempts` times, then dead-lettered with

@@ -108,6 +108,43 @@ pub struct Engine<'p> {
 }
 
 impl<'p> Engine<'p> {
+    /// The id a payload arriving at `pipeline`'s input takes when the input declares a
+    /// `dedupe_key` (and the key is not null): `k-` and 24 hex digits of a SHA-256 over the
+    /// pipeline's name and the key. Every copy of one event — a platform's retries, the
+    /// redelivery after a crash — then carries the same message id, so a peer can drop a
+    /// repeat by `x-railyard-message-id` (a crash between an output and its commit repeats
+    /// the message at the output). `None` without a key; the caller makes an id then.
+    pub fn keyed_id(&self, pipeline: &Pipeline, body: &Value, origin: &Origin) -> Option<String> {
+        use sha2::Digest;
+        let expr = pipeline.dedupe_key.as_ref()?;
+        let mut provisional = origin.clone();
+        provisional.id = Some(String::new());
+        let msg = Message::new(body.clone(), provisional, self.ids);
+        let mut view = Map::new();
+        view.insert(
+            "headers".into(),
+            msg.meta().get("headers").cloned().unwrap_or(Value::Null),
+        );
+        view.insert("body".into(), msg.body().clone());
+        view.insert("meta".into(), Value::Object(msg.meta().clone()));
+        let key = crate::functions::with_tables(&self.project.tables, || {
+            expr.search(&Value::Object(view))
+        })
+        .ok()
+        .filter(|v| !v.is_null())?;
+        let key = match key {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        let mut h = sha2::Sha256::new();
+        h.update(pipeline.name.as_bytes());
+        h.update([0u8]);
+        h.update(key.as_bytes());
+        let digest = h.finalize();
+        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        Some(format!("k-{hex}"))
+    }
+
     /// Creates the message for a payload arriving at `pipeline`'s input and processes it.
     pub fn ingest(
         &self,

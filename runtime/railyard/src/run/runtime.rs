@@ -153,7 +153,15 @@ impl Runtime {
         let (ran, id, original) = match input {
             Input::Payload { body, origin } => {
                 let mut origin = origin;
-                let id = origin.id.get_or_insert_with(|| self.next_id()).clone();
+                // An input with a `dedupe_key` gives every copy of one event the same id.
+                let id = match origin.id.clone() {
+                    Some(id) => id,
+                    None => driver::catch(|| engine.keyed_id(pipeline, &body, &origin))
+                        .ok()
+                        .flatten()
+                        .unwrap_or_else(|| self.next_id()),
+                };
+                origin.id = Some(id.clone());
                 // The input as received, for a dead letter: a step may drop fields.
                 let original = Message::new(body.clone(), origin.clone(), &|| id.clone());
                 let ran = driver::catch(|| engine.ingest(pipeline, body, origin, &mut state));

@@ -539,3 +539,42 @@ fn a_file_writer_that_pauses_loses_no_record() {
     stop_gracefully(server);
     assert_eq!(got(), (0..10).collect());
 }
+
+/// A sender that hangs up while its message is being delivered: the message still finishes
+/// (its output confirmed, its dedupe key committed), so the sender's retry is answered 202 as
+/// a duplicate, not 503 "in flight" until a restart.
+#[test]
+fn a_sender_that_hangs_up_mid_request_does_not_leave_its_key_in_flight() {
+    let erp = Peer::start(Arc::new(|_| Some((201, Duration::from_millis(1_500)))));
+    let (_tmp, dir, data) = project(
+        "orders",
+        &DEDUPE_TO_ERP.replace("PORT", &erp.port.to_string()),
+    );
+    let server = start(&dir, &data, &[]);
+    {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        let body = json!({"n": 9}).to_string();
+        write!(
+            s,
+            "POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Event-Id: evt-9\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        wait_until("the ERP has the request", 30, || erp.seen().len() == 1);
+        // The sender gives up and closes the connection while the ERP is still answering.
+    }
+    std::thread::sleep(Duration::from_millis(2_000));
+    let (status, body) = post(
+        server.port,
+        "/orders",
+        &[("x-event-id", "evt-9")],
+        &json!({"n": 9}),
+    );
+    assert_eq!(status, 202, "the first copy finished: {body}");
+    stop_gracefully(server);
+    assert_eq!(
+        erp.seen().len(),
+        1,
+        "delivered once; the retry was a duplicate"
+    );
+}

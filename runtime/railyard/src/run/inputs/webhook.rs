@@ -50,9 +50,24 @@ pub(crate) fn webhook_handoff(rt: &Arc<Runtime>) -> Handoff {
                 body: inbound.body,
                 origin,
             };
-            run_message(&rt, &live, &inbound.pipeline, input, Unit::default())
-                .await
-                .map_err(|failed| webhook_unavailable(&live, &inbound.pipeline, failed))
+            // On its own task: a sender that hangs up mid-request drops this future, and the
+            // message must still finish (outputs confirmed, its unit of work settled) rather
+            // than stop halfway with its dedupe key pending.
+            let pipeline = inbound.pipeline;
+            let (rt2, live2, name) = (rt.clone(), live.clone(), pipeline.clone());
+            let ran = tokio::spawn(async move {
+                run_message(&rt2, &live2, &name, input, Unit::default()).await
+            })
+            .await;
+            match ran {
+                Ok(result) => {
+                    result.map_err(|failed| webhook_unavailable(&live, &pipeline, failed))
+                }
+                Err(e) => Err(Unavailable {
+                    retry_after_secs: 1,
+                    reason: format!("the message's task failed: {e}"),
+                }),
+            }
         })
     })
 }

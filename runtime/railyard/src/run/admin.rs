@@ -43,18 +43,16 @@ pub(crate) fn router(rt: &Arc<Runtime>) -> axum::Router {
                 let rt = ready_rt.clone();
                 async move {
                     let down = rt.brokers_down();
-                    // A real (tiny) write: a full disk or a damaged file fails it.
-                    let store = rt.store.clone();
-                    let writable = tokio::task::spawn_blocking(move || {
-                        store
-                            .check_writable(outputs::now_ms())
-                            .map_err(|e| e.to_string())
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(e.to_string()));
-                    rt.store_ok.store(writable.is_ok(), Ordering::Relaxed);
-                    let ok =
-                        !rt.stopping.load(Ordering::Relaxed) && writable.is_ok() && down.is_empty();
+                    // What the store watchdog found at its last write (every 2 s): a probe
+                    // never writes, so polling /ready costs no disk sync.
+                    let problem = rt
+                        .store_problem
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .clone();
+                    let ok = !rt.stopping.load(Ordering::Relaxed)
+                        && problem.is_none()
+                        && down.is_empty();
                     let status = if ok {
                         axum::http::StatusCode::OK
                     } else {
@@ -65,7 +63,7 @@ pub(crate) fn router(rt: &Arc<Runtime>) -> axum::Router {
                         axum::Json(json!({
                             "ready": ok,
                             "brokers_down": down,
-                            "store": writable.err().unwrap_or_else(|| "ok".to_string()),
+                            "store": problem.unwrap_or_else(|| "ok".to_string()),
                         })),
                     )
                 }

@@ -188,6 +188,7 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
         amqp_topics,
         brokers: Mutex::new(HashMap::new()),
         store_ok: AtomicBool::new(true),
+        store_problem: Mutex::new(None),
     });
 
     let admin = admin::router(&rt);
@@ -203,7 +204,7 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
     };
     let mut workers = Workers::default();
     workers.reconcile(&rt, &rt.live());
-    // Housekeeping: the store is checked for writes every five seconds (webhooks answer 503
+    // Housekeeping: the store is checked for writes every two seconds (webhooks answer 503
     // while it fails; a change is logged once, not every time), expired dedupe keys are
     // deleted every ten minutes.
     let (purge_stop, purge_rx) = tokio::sync::watch::channel(false);
@@ -213,7 +214,7 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
             let mut tick = 0u64;
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                     _ = stop.changed() => return,
                 }
                 tick += 1;
@@ -223,6 +224,13 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
                 })
                 .await;
                 let ok = matches!(checked, Ok(Ok(())));
+                *rt.store_problem
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = match &checked {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(e) => Some(e.to_string()),
+                };
                 if rt.store_ok.swap(ok, Ordering::Relaxed) != ok {
                     match checked {
                         Ok(Err(e)) => {
@@ -232,7 +240,7 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
                         Ok(Ok(())) => tracing::info!("The store can be written again."),
                     }
                 }
-                if !tick.is_multiple_of(120) {
+                if !tick.is_multiple_of(300) {
                     continue;
                 }
                 let rt2 = rt.clone();

@@ -53,9 +53,11 @@ pub(crate) struct Runtime {
     pub(crate) amqp_topics: Option<String>,
     /// Connection state of every AMQP consumer, by worker: `/ready` is false while one is down.
     pub(crate) brokers: Mutex<HashMap<String, Arc<AtomicBool>>>,
-    /// Whether the store could be written at the last check (`/ready`, and a watchdog every
-    /// few seconds): webhooks answer 503 while it cannot, instead of 202s nobody can keep.
+    /// Whether the store could be written at the last check (a watchdog writes every two
+    /// seconds): webhooks answer 503 while it cannot, instead of 202s nobody can keep.
     pub(crate) store_ok: AtomicBool,
+    /// Why the store could not be written at the last check, for `/ready`.
+    pub(crate) store_problem: Mutex<Option<String>>,
 }
 
 /// One version of the running configuration: the project and which pipelines run.

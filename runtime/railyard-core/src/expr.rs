@@ -3,7 +3,7 @@
 //! Both report errors as a message plus a character offset into the expression's text, which
 //! the loader turns into a file position with [`crate::yaml::value_offset_to_source`]. The
 //! engines stay behind these functions so the JMESPath implementation can be swapped when the
-//! engine benchmark says so (`DESIGN.md` §5).
+//! engine benchmark (`benches/engine.rs`) says so.
 
 use std::sync::Arc;
 

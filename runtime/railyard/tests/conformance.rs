@@ -1,7 +1,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-//! One conformance suite that every connector of `railyard run` passes (STYLE.md item 8, after
-//! Benthos `integration.StreamTests`), as an operator runs it: the real binary on a free port,
+//! One conformance suite that every connector of `railyard run` passes (in the manner of
+//! Benthos' `integration.StreamTests`: one table of connectors, one function per property), as an operator runs it: the real binary on a free port,
 //! its own data dir, `--no-watch`, SIGTERM for a graceful stop.
 //!
 //! The suite is data. [`CASES`] is the table of connectors: each [`Case`] says how a tiny

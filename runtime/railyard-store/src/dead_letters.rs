@@ -1,0 +1,128 @@
+//! Dead letters: the failing message, its original input, the error and the attempts.
+
+use super::*;
+
+impl Store {
+    /// Stores a dead letter; returns its id (for `take_dead_letter`).
+    pub fn dead_letter(&self, entry: &DeadLetter) -> Result<u64, StoreError> {
+        dead_letter_in(&self.conn(), entry)
+    }
+
+    /// Dead letters, oldest first, of one pipeline or of all, at most `limit`.
+    pub fn dead_letters(
+        &self,
+        pipeline: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
+        const COLUMNS: &str = "SELECT id, pipeline, pipeline_version, step, error, message, attempts, at_ms, original FROM dead_letters";
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let conn = self.conn();
+        let rows = match pipeline {
+            Some(p) => conn
+                .prepare_cached(&format!(
+                    "{COLUMNS} WHERE pipeline = ?1 ORDER BY id LIMIT ?2"
+                ))?
+                .query_map(params![p, limit], DeadLetterRow::read)?
+                .collect::<Result<Vec<_>, _>>()?,
+            None => conn
+                .prepare_cached(&format!("{COLUMNS} ORDER BY id LIMIT ?1"))?
+                .query_map(params![limit], DeadLetterRow::read)?
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        rows.into_iter().map(DeadLetterRow::parse).collect()
+    }
+
+    /// Removes and returns one dead letter (for replay); `None` if there is no such id (never
+    /// was, or already taken).
+    pub fn take_dead_letter(&self, id: u64) -> Result<Option<DeadLetter>, StoreError> {
+        let row = self
+            .conn()
+            .query_row(
+                "DELETE FROM dead_letters WHERE id = ?1
+                 RETURNING id, pipeline, pipeline_version, step, error, message, attempts, at_ms, original",
+                params![to_i64(id)],
+                DeadLetterRow::read,
+            )
+            .optional()?;
+        Ok(row.map(DeadLetterRow::parse).transpose()?.map(|(_, dl)| dl))
+    }
+}
+
+/// Stores a dead letter; returns its id.
+pub(crate) fn dead_letter_in(conn: &Connection, entry: &DeadLetter) -> Result<u64, StoreError> {
+    let error = serde_json::to_string(&entry.error)?;
+    let message = serde_json::to_string(&entry.message)?;
+    let original = entry
+        .original
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()?;
+    let id: i64 = conn.prepare_cached(
+        "INSERT INTO dead_letters (pipeline, pipeline_version, step, error, message, attempts, at_ms, original)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+    )?
+    .query_row(
+        params![
+            entry.pipeline,
+            entry.pipeline_version,
+            entry.step,
+            error,
+            message,
+            entry.attempts,
+            entry.at_ms,
+            original
+        ],
+        |r| r.get(0),
+    )?;
+    Ok(to_u64(id))
+}
+
+/// A dead-letter row as read, JSON columns still text (parsed outside the row callback so a
+/// bad column is a `StoreError::Json`, not a SQLite error).
+pub(crate) struct DeadLetterRow {
+    id: i64,
+    pipeline: String,
+    pipeline_version: u32,
+    step: String,
+    error: String,
+    message: String,
+    attempts: u32,
+    at_ms: i64,
+    original: Option<String>,
+}
+
+impl DeadLetterRow {
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeadLetterRow> {
+        Ok(DeadLetterRow {
+            id: r.get(0)?,
+            pipeline: r.get(1)?,
+            pipeline_version: r.get(2)?,
+            step: r.get(3)?,
+            error: r.get(4)?,
+            message: r.get(5)?,
+            attempts: r.get(6)?,
+            at_ms: r.get(7)?,
+            original: r.get(8)?,
+        })
+    }
+
+    fn parse(self) -> Result<(u64, DeadLetter), StoreError> {
+        Ok((
+            to_u64(self.id),
+            DeadLetter {
+                pipeline: self.pipeline,
+                pipeline_version: self.pipeline_version,
+                step: self.step,
+                error: serde_json::from_str(&self.error)?,
+                message: serde_json::from_str(&self.message)?,
+                original: self
+                    .original
+                    .as_deref()
+                    .map(serde_json::from_str)
+                    .transpose()?,
+                attempts: self.attempts,
+                at_ms: self.at_ms,
+            },
+        ))
+    }
+}

@@ -76,23 +76,18 @@ impl Store {
     pub fn batch_commit(&self, token: i64) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let n = tx.execute("DELETE FROM batch_items WHERE claim = ?1", params![token])?;
-        tx.execute("DELETE FROM batch_claims WHERE token = ?1", params![token])?;
+        let n = commit_batch_in(&tx, token)?;
         tx.commit()?;
-        Ok(n > 0)
+        Ok(n)
     }
 
     /// The batch's outputs failed: its messages wait in the buffer again.
     pub fn batch_release(&self, token: i64) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let n = tx.execute(
-            "UPDATE batch_items SET claim = 0, claimed_until = 0 WHERE claim = ?1",
-            params![token],
-        )?;
-        tx.execute("DELETE FROM batch_claims WHERE token = ?1", params![token])?;
+        let n = release_batch_in(&tx, token)?;
         tx.commit()?;
-        Ok(n > 0)
+        Ok(n)
     }
 
     /// Messages in `buffer`, claimed or not.
@@ -145,4 +140,24 @@ pub(crate) fn claim_batch(
         token,
         messages,
     }))
+}
+
+/// Deletes the messages of batch claim `token` and the claim; whether there were any.
+pub(crate) fn commit_batch_in(conn: &Connection, token: i64) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached("DELETE FROM batch_items WHERE claim = ?1")?
+        .execute(params![token])?;
+    conn.prepare_cached("DELETE FROM batch_claims WHERE token = ?1")?
+        .execute(params![token])?;
+    Ok(n > 0)
+}
+
+/// Hands the messages of batch claim `token` back to their buffer; whether there were any.
+pub(crate) fn release_batch_in(conn: &Connection, token: i64) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached("UPDATE batch_items SET claim = 0, claimed_until = 0 WHERE claim = ?1")?
+        .execute(params![token])?;
+    conn.prepare_cached("DELETE FROM batch_claims WHERE token = ?1")?
+        .execute(params![token])?;
+    Ok(n > 0)
 }

@@ -58,6 +58,7 @@ mod open;
 mod queue;
 mod units;
 
+use self::batches::*;
 use self::dead_letters::*;
 use self::migrations::*;
 use self::open::*;
@@ -387,7 +388,10 @@ mod tests {
         assert_eq!(s.publish("orders", &json!({"n": 4})).unwrap(), 4);
         assert!(s.ack(&erp[0]).unwrap());
         assert_eq!(s.dead_letters(Some("p"), 10).unwrap()[0].1.at_ms, 7);
-        assert!(s.seen("p", "k", 1_000, 999).unwrap());
+        assert_eq!(
+            s.claim_key("p", "k", 1_000, 999).unwrap(),
+            KeyClaim::Committed
+        );
         let conn = s.conn();
         let leftovers: i64 = conn
             .query_row(

@@ -4,33 +4,6 @@
 use super::*;
 
 impl Store {
-    /// Whether `key` was recorded for `pipeline` and has not expired (it expires `ttl_ms`
-    /// after it was recorded; seeing it again does not extend it). If not, records it, in the
-    /// same statement: two callers racing on one key get one `false` and one `true`.
-    pub fn seen(
-        &self,
-        pipeline: &str,
-        key: &str,
-        ttl_ms: i64,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let recorded = self
-            .conn()
-            .prepare_cached(
-                "INSERT INTO dedupe (pipeline, key, expires_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (pipeline, key) DO UPDATE SET expires_at = excluded.expires_at,
-                     pending = 0
-                 WHERE dedupe.expires_at <= ?4",
-            )?
-            .execute(params![
-                pipeline,
-                key,
-                now_ms.saturating_add(ttl_ms),
-                now_ms
-            ])?;
-        Ok(recorded == 0)
-    }
-
     /// Claims dedupe `key` of `pipeline` for a message in flight: a new (or expired) key is
     /// recorded as *pending* and `Claimed`; a live key answers `Pending` (another copy of the
     /// message is in flight) or `Committed` (the message was processed). Expiry is `ttl_ms`
@@ -92,19 +65,13 @@ impl Store {
         {
             return Ok(false);
         }
-        {
-            let mut commit = tx.prepare_cached(
-                "UPDATE dedupe SET pending = 0 WHERE pipeline = ?1 AND key = ?2 AND pending = 1",
-            )?;
-            for (pipeline, key) in &unit.keys {
-                commit.execute(params![pipeline, key])?;
-            }
-        }
+        for_each_key(
+            &tx,
+            "UPDATE dedupe SET pending = 0 WHERE pipeline = ?1 AND key = ?2 AND pending = 1",
+            &unit.keys,
+        )?;
         for token in &unit.batch_claims {
-            tx.prepare_cached("DELETE FROM batch_items WHERE claim = ?1")?
-                .execute(params![token])?;
-            tx.prepare_cached("DELETE FROM batch_claims WHERE token = ?1")?
-                .execute(params![token])?;
+            commit_batch_in(&tx, *token)?;
         }
         if let Some(mark) = &unit.file {
             set_file_progress_in(&tx, mark)?;
@@ -131,38 +98,19 @@ impl Store {
         let _relaxed = Relaxed::on(&conn, true)?;
         // Unchecked: `_relaxed` holds `&conn` too; the mutex guarantees one transaction.
         let tx = Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)?;
-        {
-            let mut release = tx.prepare_cached(
-                "DELETE FROM dedupe WHERE pipeline = ?1 AND key = ?2 AND pending = 1",
-            )?;
-            for (pipeline, key) in &unit.keys {
-                release.execute(params![pipeline, key])?;
-            }
-        }
+        for_each_key(
+            &tx,
+            "DELETE FROM dedupe WHERE pipeline = ?1 AND key = ?2 AND pending = 1",
+            &unit.keys,
+        )?;
         for token in &unit.batch_claims {
-            tx.prepare_cached(
-                "UPDATE batch_items SET claim = 0, claimed_until = 0 WHERE claim = ?1",
-            )?
-            .execute(params![token])?;
-            tx.prepare_cached("DELETE FROM batch_claims WHERE token = ?1")?
-                .execute(params![token])?;
+            release_batch_in(&tx, *token)?;
         }
         if let Some(delivery) = &unit.ack {
             requeue_in(&tx, delivery, retry_at_ms, counts)?;
         }
         tx.commit()?;
         Ok(())
-    }
-
-    /// Forgets a dedupe key (whether or not it expired); returns whether it was there. For a
-    /// caller that recorded a key with `seen` and then failed to deliver the message: without
-    /// this, the redelivery would be taken for a duplicate.
-    pub fn forget(&self, pipeline: &str, key: &str) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
-            "DELETE FROM dedupe WHERE pipeline = ?1 AND key = ?2",
-            params![pipeline, key],
-        )?;
-        Ok(n == 1)
     }
 
     /// Progress of the file with content `key` in `pipeline`, if it was seen before.
@@ -227,5 +175,14 @@ pub(crate) fn set_file_progress_in(conn: &Connection, mark: &FileMark) -> Result
         i64::from(mark.progress.complete),
         mark.now_ms
     ])?;
+    Ok(())
+}
+
+/// Runs `sql` (parameters: pipeline, key) for each of `keys`.
+fn for_each_key(conn: &Connection, sql: &str, keys: &[(String, String)]) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    for (pipeline, key) in keys {
+        stmt.execute(params![pipeline, key])?;
+    }
     Ok(())
 }

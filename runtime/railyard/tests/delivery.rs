@@ -7,22 +7,14 @@
 mod common;
 use common::{
     Server, delete_queue as delete, http, launch, metric, queue_depth as ready, rabbitmq,
-    stop_gracefully, with_channel,
+    stop_gracefully, wait_until, with_channel,
 };
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use std::time::Duration;
 
 /// One request the ERP saw: message id header, body, and whether it was answered.
 #[derive(Clone, Debug)]

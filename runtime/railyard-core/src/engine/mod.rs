@@ -107,6 +107,18 @@ pub struct Engine<'p> {
     pub now: &'p dyn Fn() -> String,
 }
 
+/// What an input's `dedupe_key` sees: `{headers, body, meta}`.
+fn dedupe_view(msg: &Message) -> Value {
+    let mut view = Map::new();
+    view.insert(
+        "headers".into(),
+        msg.meta().get("headers").cloned().unwrap_or(Value::Null),
+    );
+    view.insert("body".into(), msg.body().clone());
+    view.insert("meta".into(), Value::Object(msg.meta().clone()));
+    Value::Object(view)
+}
+
 impl<'p> Engine<'p> {
     /// The id a payload arriving at `pipeline`'s input takes when the input declares a
     /// `dedupe_key` (and the key is not null): `k-` and 24 hex digits of a SHA-256 over the
@@ -120,18 +132,10 @@ impl<'p> Engine<'p> {
         let mut provisional = origin.clone();
         provisional.id = Some(String::new());
         let msg = Message::new(body.clone(), provisional, self.ids);
-        let mut view = Map::new();
-        view.insert(
-            "headers".into(),
-            msg.meta().get("headers").cloned().unwrap_or(Value::Null),
-        );
-        view.insert("body".into(), msg.body().clone());
-        view.insert("meta".into(), Value::Object(msg.meta().clone()));
-        let key = crate::functions::with_tables(&self.project.tables, || {
-            expr.search(&Value::Object(view))
-        })
-        .ok()
-        .filter(|v| !v.is_null())?;
+        let key =
+            crate::functions::with_tables(&self.project.tables, || expr.search(&dedupe_view(&msg)))
+                .ok()
+                .filter(|v| !v.is_null())?;
         let key = match key {
             Value::String(s) => s,
             other => other.to_string(),
@@ -203,14 +207,7 @@ impl<'p> Engine<'p> {
                 Value::String(pipeline.revision.clone()),
             );
             if let Some(key) = &pipeline.dedupe_key {
-                let mut view = Map::new();
-                view.insert(
-                    "headers".into(),
-                    msg.meta().get("headers").cloned().unwrap_or(Value::Null),
-                );
-                view.insert("body".into(), msg.body().clone());
-                view.insert("meta".into(), Value::Object(msg.meta().clone()));
-                match key.search(&Value::Object(view)) {
+                match key.search(&dedupe_view(&msg)) {
                     Ok(v) if !v.is_null() => msg.set_meta("dedupe_key", v),
                     Ok(_) => {}
                     Err(e) => {

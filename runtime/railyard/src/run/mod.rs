@@ -174,6 +174,7 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
     let rt = Arc::new(Runtime {
         live: std::sync::RwLock::new(Arc::new(live)),
         reload: Mutex::new(json!({ "ok": true, "reloads": 0 })),
+        db: railyard_store::AsyncStore::new(store.clone()),
         store,
         memory: Mutex::new(Default::default()),
         prometheus,
@@ -218,36 +219,25 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
                     _ = stop.changed() => return,
                 }
                 tick += 1;
-                let rt2 = rt.clone();
-                let checked = tokio::task::spawn_blocking(move || {
-                    rt2.store.check_writable(outputs::now_ms())
-                })
-                .await;
-                let ok = matches!(checked, Ok(Ok(())));
+                let checked = rt.db.run(|s| s.check_writable(outputs::now_ms())).await;
+                let ok = checked.is_ok();
                 *rt.store_problem
                     .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = match &checked {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(e) => Some(e.to_string()),
-                };
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    checked.as_ref().err().map(ToString::to_string);
                 if rt.store_ok.swap(ok, Ordering::Relaxed) != ok {
                     match checked {
-                        Ok(Err(e)) => {
+                        Err(e) => {
                             tracing::error!(error = %e, "The store cannot be written; webhooks answer 503 and /ready is 503 until it can.")
                         }
-                        Err(e) => tracing::error!(error = %e, "The store check failed."),
-                        Ok(Ok(())) => tracing::info!("The store can be written again."),
+                        Ok(()) => tracing::info!("The store can be written again."),
                     }
                 }
                 if !tick.is_multiple_of(300) {
                     continue;
                 }
-                let rt2 = rt.clone();
-                let purged =
-                    tokio::task::spawn_blocking(move || rt2.store.purge_expired(outputs::now_ms()))
-                        .await;
-                if let Ok(Err(e)) = purged {
+                let purged = rt.db.run(|s| s.purge_expired(outputs::now_ms())).await;
+                if let Err(e) = purged {
                     tracing::warn!(error = %e, "Could not purge expired dedupe keys.");
                 }
             }

@@ -9,7 +9,7 @@ use railyard_core::delivery::ErrorClass;
 use railyard_core::engine::Message;
 use railyard_core::expr::render_template;
 use railyard_core::project::{OutputDef, OutputSpec, Project};
-use railyard_store::Store;
+use railyard_store::AsyncStore;
 use serde_json::Value;
 
 /// Why an output did not confirm a message.
@@ -64,7 +64,7 @@ pub struct OutputCtx<'a> {
     >,
     /// The project directory: relative file paths are relative to it, not to the process.
     pub root: &'a std::path::Path,
-    pub store: &'a std::sync::Arc<Store>,
+    pub store: &'a AsyncStore,
     pub project: &'a Project,
     pub http: &'a reqwest::Client,
 }
@@ -155,17 +155,13 @@ pub async fn send(ctx: &OutputCtx<'_>, o: &OutputDef, msg: &Message) -> Result<(
 /// broker's topics exchange when one is configured.
 async fn publish_topic(ctx: &OutputCtx<'_>, topic: &str, msg: &Message) -> Result<(), SendError> {
     let Some(url) = ctx.amqp_topics else {
-        let (store, name, envelope) =
-            (ctx.store.clone(), topic.to_string(), msg.envelope().clone());
-        return blocking(move || {
-            store
-                .publish(&name, &envelope)
-                .map(drop)
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .and_then(|r| r)
-        .map_err(|e| SendError::transient(format!("topic `{topic}`: {e}")));
+        let (name, envelope) = (topic.to_string(), msg.envelope().clone());
+        return ctx
+            .store
+            .run(move |s| s.publish(&name, &envelope))
+            .await
+            .map(drop)
+            .map_err(|e| SendError::transient(format!("topic `{topic}`: {e}")));
     };
     let body =
         serde_json::to_vec(msg.envelope()).map_err(|e| SendError::permanent(e.to_string()))?;

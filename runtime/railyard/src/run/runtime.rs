@@ -3,6 +3,7 @@
 //! work (`Runtime::finish`, `emit`), and the engine state it touches (`MessageState`).
 
 use super::*;
+use railyard_store::{AsyncStore, StoreError};
 
 /// Why a pipeline is not running, if it isn't: its input is not one `run` serves. Every
 /// output kind runs.
@@ -35,7 +36,10 @@ pub(crate) struct Runtime {
     pub(crate) live: std::sync::RwLock<Arc<Live>>,
     /// The last reload's outcome, for `/health`.
     pub(crate) reload: Mutex<Value>,
+    /// The store, for callers that may block (a step's state, `block_in_place` sections).
     pub(crate) store: Arc<Store>,
+    /// The same store for async callers: every call on the blocking pool.
+    pub(crate) db: AsyncStore,
     /// Reservations, shared by all messages, and batch buffers while the store is failing (see
     /// [`MessageState`]); dedupe keys and batch buffers live in the store.
     pub(crate) memory: Mutex<railyard_core::engine::MemoryState>,
@@ -246,13 +250,12 @@ impl Runtime {
         let emitted = if unit.is_empty() {
             emitted
         } else {
-            let store = self.store.clone();
             let ok = emitted.is_ok();
-            let settled = outputs::blocking(move || settle_unit(&store, unit, ok)).await;
+            let settled = self.db.run(move |s| settle_unit(s, unit, ok)).await;
             match (emitted, settled) {
                 (Err(e), _) => Err(e),
-                (Ok(()), Ok(Ok(()))) => Ok(()),
-                (Ok(()), Ok(Err(e)) | Err(e)) => Err(store_error(e)),
+                (Ok(()), Ok(())) => Ok(()),
+                (Ok(()), Err(e)) => Err(store_error(format!("store: {e}"))),
             }
         };
         emitted
@@ -273,11 +276,18 @@ impl Runtime {
             "step": place,
             "message": format!("railyard failed (a bug): {panic}"),
         });
-        let entry = dead_letter_entry(pipeline, original, None, place, error);
-        let store = self.store.clone();
-        outputs::blocking(move || write_dead_letter(&store, &entry))
+        self.write_dead_letter(dead_letter_entry(pipeline, original, None, place, error))
             .await
-            .map_err(store_error)?
+    }
+
+    /// Stores a dead letter (on the blocking pool); a failure is transient: the message is
+    /// tried again rather than acknowledged.
+    pub(crate) async fn write_dead_letter(&self, entry: DeadLetter) -> Result<(), SendError> {
+        self.db
+            .run(move |s| s.dead_letter(&entry))
+            .await
+            .map(drop)
+            .map_err(|e| store_error(format!("dead-letter store: {e}")))
     }
 
     pub(crate) async fn emit(
@@ -293,14 +303,18 @@ impl Runtime {
             amqp_topics: self.amqp_topics.as_deref(),
             publishers: &self.publishers,
             root: &self.root,
-            store: &self.store,
+            store: &self.db,
             project,
             http: &self.http,
         };
         let dead_letter = |msg: &Message, step: &str, error: Value| {
-            let entry = dead_letter_entry(pipeline, msg, Some(original), step, error);
-            let store = self.store.clone();
-            outputs::blocking(move || write_dead_letter(&store, &entry))
+            self.write_dead_letter(dead_letter_entry(
+                pipeline,
+                msg,
+                Some(original),
+                step,
+                error,
+            ))
         };
         for d in &outcome.delivered {
             let mut delivered = true;
@@ -323,9 +337,7 @@ impl Runtime {
                         let step = format!("output {}", o.kind());
                         let error =
                             json!({ "code": "output-error", "step": step, "message": e.message });
-                        dead_letter(&d.message, &step, error)
-                            .await
-                            .map_err(store_error)??;
+                        dead_letter(&d.message, &step, error).await?;
                         delivered = false;
                         break;
                     }
@@ -358,9 +370,7 @@ impl Runtime {
                     "instance_path": v.instance_path, "schema_path": v.schema_path, "message": v.message
                 })).collect::<Vec<_>>(),
             });
-            dead_letter(&f.message, &f.error.step, error)
-                .await
-                .map_err(store_error)??;
+            dead_letter(&f.message, &f.error.step, error).await?;
         }
         Ok(())
     }
@@ -388,9 +398,8 @@ impl Runtime {
             .first()
             .map(|d| d.message.clone())
             .or_else(|| outcome.failed.first().map(|f| f.message.clone()));
-        let store = self.store.clone();
         let Some(original) = original else {
-            let _ = outputs::blocking(move || settle_unit(&store, unit, true)).await;
+            let _ = self.db.run(move |s| settle_unit(s, unit, true)).await;
             return;
         };
         let emitted = self.emit(project, pipeline, outcome, &original).await;
@@ -398,9 +407,7 @@ impl Runtime {
             tracing::warn!(pipeline = %pipeline.name, error = %e, "Batch output failed; the batch stays buffered for the next flush.");
         }
         let ok = emitted.is_ok();
-        let settled = outputs::blocking(move || settle_unit(&store, unit, ok))
-            .await
-            .and_then(|r| r);
+        let settled = self.db.run(move |s| settle_unit(s, unit, ok)).await;
         if let Err(e) = settled {
             // The claim expires by itself: the batch goes out again (at least once).
             tracing::error!(pipeline = %pipeline.name, error = %e, "Could not settle a batch claim; it will be emitted again when the claim expires.");
@@ -445,28 +452,21 @@ pub(crate) struct Processed<'p> {
 /// Settles a unit of work: committed with its ack when the message is done (`done`), else
 /// undone (keys deleted, batch claims released; a delivery is left to its caller). When the
 /// commit fails, the unit is undone so that nothing stays pending in this process.
-pub(crate) fn settle_unit(store: &Store, mut unit: Unit, done: bool) -> Result<(), String> {
+pub(crate) fn settle_unit(store: &Store, mut unit: Unit, done: bool) -> Result<(), StoreError> {
     if done {
         match store.commit_unit(&unit) {
             Ok(true) => return Ok(()),
             // The lease was taken over: the new holder redelivers; let it claim the keys.
-            Ok(false) => {
-                unit.ack = None;
-                return store
-                    .release_unit(&unit, 0, false)
-                    .map_err(|e| format!("store: {e}"));
-            }
+            Ok(false) => {}
             Err(e) => {
                 unit.ack = None;
                 let _ = store.release_unit(&unit, 0, false);
-                return Err(format!("store: {e}"));
+                return Err(e);
             }
         }
     }
     unit.ack = None;
-    store
-        .release_unit(&unit, 0, false)
-        .map_err(|e| format!("store: {e}"))
+    store.release_unit(&unit, 0, false)
 }
 
 /// A dead letter of `msg` (the body at the failing step) that keeps `original`, the message
@@ -493,13 +493,6 @@ pub(crate) fn dead_letter_entry(
             .unwrap_or(1) as u32,
         at_ms: outputs::now_ms(),
     }
-}
-
-pub(crate) fn write_dead_letter(store: &Store, entry: &DeadLetter) -> Result<(), SendError> {
-    store
-        .dead_letter(entry)
-        .map(drop)
-        .map_err(|e| store_error(format!("dead-letter store: {e}")))
 }
 
 /// The store (or the blocking pool in front of it) failed: retry later.

@@ -75,10 +75,9 @@ pub(crate) async fn amqp_delivery(
                     let mut msg = failed.original;
                     msg.set_meta("attempt", Value::from(attempt));
                     let entry = dead_letter_entry(p, &msg, None, "output", exhausted(e));
-                    let store = rt.store.clone();
-                    match outputs::blocking(move || write_dead_letter(&store, &entry)).await {
-                        Ok(Ok(())) => (Settle::Ack, None),
-                        _ => (Settle::Requeue, Some(railyard_core::delivery::HOLD_DELAY)),
+                    match rt.write_dead_letter(entry).await {
+                        Ok(()) => (Settle::Ack, None),
+                        Err(_) => (Settle::Requeue, Some(railyard_core::delivery::HOLD_DELAY)),
                     }
                 }
             }

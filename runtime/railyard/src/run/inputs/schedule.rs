@@ -72,10 +72,7 @@ pub(crate) async fn scheduled_tick(
                 let mut msg = failed.original;
                 msg.set_meta("attempt", Value::from(attempt));
                 let entry = dead_letter_entry(p, &msg, None, "output", exhausted(e));
-                let store = rt.store.clone();
-                outputs::blocking(move || write_dead_letter(&store, &entry))
-                    .await?
-                    .map_err(|e| e.message)?;
+                rt.write_dead_letter(entry).await.map_err(|e| e.message)?;
                 return Err(format!("dead-lettered after {attempt} attempts: {e}"));
             }
         };

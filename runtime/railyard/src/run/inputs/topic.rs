@@ -18,14 +18,12 @@ pub(crate) async fn consume(
         if *stop.borrow() {
             return;
         }
-        let (rt2, t2, g2) = (rt.clone(), topic.clone(), group.clone());
-        let leased = tokio::task::spawn_blocking(move || {
-            rt2.store
-                .lease(&t2, &g2, 32, LEASE_MS, outputs::now_ms())
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
+        let (t2, g2) = (topic.clone(), group.clone());
+        let leased = rt
+            .db
+            .run(move |s| s.lease(&t2, &g2, 32, LEASE_MS, outputs::now_ms()))
+            .await
+            .map_err(|e| e.to_string());
         let handled = match leased {
             Ok(leased) => {
                 let n = leased.len();

@@ -9,8 +9,12 @@
 //!   a crash and recognise re-sent files without posting twice.
 //! - [`schedule`]: the schedule input — next tick of a fixed interval or a cron expression
 //!   (5 to 7 fields, UTC) and the body to emit.
+//! - [`sink`]: the output connectors behind one registry ([`sink::send`]): each kind
+//!   implements [`sink::Sink`] in its folder (`file/sink.rs`, `http/sink.rs`,
+//!   `amqp/sink.rs`; topic and stdout in `sink/`).
 
 pub mod amqp;
 pub mod file;
 pub mod http;
 pub mod schedule;
+pub mod sink;

@@ -41,6 +41,50 @@ impl ErrorClass {
     }
 }
 
+/// Why an attempt did not go through: a failed output, a store that cannot be written, a
+/// message another copy of which is in flight. Classified where it is known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendError {
+    pub class: ErrorClass,
+    /// What the peer asked for (`Retry-After`), if anything: a floor for the next delay.
+    pub retry_after: Option<Duration>,
+    pub message: String,
+}
+
+impl SendError {
+    pub fn transient(message: impl Into<String>) -> SendError {
+        SendError::of(ErrorClass::Transient, message)
+    }
+    pub fn permanent(message: impl Into<String>) -> SendError {
+        SendError::of(ErrorClass::Permanent, message)
+    }
+    pub fn held(message: impl Into<String>) -> SendError {
+        SendError::of(ErrorClass::Held, message)
+    }
+    pub fn of(class: ErrorClass, message: impl Into<String>) -> SendError {
+        SendError {
+            class,
+            retry_after: None,
+            message: message.into(),
+        }
+    }
+    /// The same error, its message prefixed with `what` (e.g. "topic `orders`: ...").
+    pub fn context(self, what: &str) -> SendError {
+        SendError {
+            message: format!("{what}: {}", self.message),
+            ..self
+        }
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SendError {}
+
 /// A pipeline's resolved retry policy (`on_error.retry`, with the defaults filled in).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {

@@ -545,6 +545,18 @@ pub fn render_template(
     compiled: &std::collections::BTreeMap<String, JmesPath>,
     data: &Value,
 ) -> Result<String, String> {
+    render_template_with(template, compiled, data, |_, value| Ok(value))
+}
+
+/// [`render_template`], passing each substituted value through `place` first (with its
+/// expression): where a value lands in a path or URL, `place` encodes it or refuses it, so
+/// message content stays data and never becomes syntax.
+pub fn render_template_with(
+    template: &str,
+    compiled: &std::collections::BTreeMap<String, JmesPath>,
+    data: &Value,
+    mut place: impl FnMut(&str, String) -> Result<String, String>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(open) = rest.find("{{") {
@@ -557,11 +569,12 @@ pub fn render_template(
         let e = compiled
             .get(expr)
             .ok_or_else(|| format!("template part `{expr}` was not compiled"))?;
-        match e.search(data)? {
-            Value::String(s) => out.push_str(&s),
+        let value = match e.search(data)? {
+            Value::String(s) => s,
             Value::Null => return Err(format!("template part `{expr}` is null")),
-            other => out.push_str(&other.to_string()),
-        }
+            other => other.to_string(),
+        };
+        out.push_str(&place(expr, value)?);
         rest = &after[close + 2..];
     }
     out.push_str(rest);

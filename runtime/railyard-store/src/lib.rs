@@ -55,6 +55,7 @@ mod batches;
 mod dead_letters;
 mod migrations;
 mod open;
+mod output_marks;
 mod queue;
 mod units;
 
@@ -64,6 +65,7 @@ use self::migrations::*;
 use self::open::*;
 use self::queue::*;
 pub use async_store::AsyncStore;
+pub use output_marks::{OutputMark, OutputSlot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -248,6 +250,9 @@ pub struct Unit {
     pub dead_letters: Vec<DeadLetter>,
     /// The topic delivery that carried the message.
     pub ack: Option<Leased>,
+    /// `(pipeline, message id)` whose output marks are settled with the message: deleted by
+    /// a commit (the message is done), kept by a release (the retry skips what it wrote).
+    pub marks: Option<(String, String)>,
 }
 
 impl Unit {
@@ -258,6 +263,7 @@ impl Unit {
             && self.file.is_none()
             && self.dead_letters.is_empty()
             && self.ack.is_none()
+            && self.marks.is_none()
     }
 }
 

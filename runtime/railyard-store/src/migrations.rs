@@ -10,6 +10,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     MIGRATION_3,
     MIGRATION_4,
     MIGRATION_5,
+    MIGRATION_6,
 ];
 
 /// Version 1 (first `railyard run`): one queue row per (message, group), the message text
@@ -136,6 +137,26 @@ CREATE TABLE health (
     id    INTEGER PRIMARY KEY,
     at_ms INTEGER NOT NULL
 );
+";
+
+/// Version 6: output marks. Before a file output appends a message's line, it records where
+/// (path, offset, length, digest); the mark lives until the message is settled, so a message
+/// tried again after a crash (or after another output failed) finds the line it already wrote
+/// and does not write it twice.
+pub(crate) const MIGRATION_6: &str = "
+CREATE TABLE output_marks (
+    pipeline   TEXT NOT NULL,
+    origin     TEXT NOT NULL,
+    item       INTEGER NOT NULL,
+    output     INTEGER NOT NULL,
+    path       TEXT NOT NULL,
+    offset     INTEGER NOT NULL,
+    len        INTEGER NOT NULL,
+    digest     BLOB NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (pipeline, origin, item, output)
+);
+CREATE INDEX output_marks_created ON output_marks (created_ms);
 ";
 
 /// Runs the migrations the file has not had, each in its own transaction with its version.

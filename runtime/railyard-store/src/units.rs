@@ -79,6 +79,9 @@ impl Store {
         for entry in &unit.dead_letters {
             dead_letter_in(&tx, entry)?;
         }
+        if let Some((pipeline, origin)) = &unit.marks {
+            output_marks::delete_in(&tx, pipeline, origin)?;
+        }
         tx.commit()?;
         Ok(true)
     }
@@ -87,7 +90,8 @@ impl Store {
     /// are deleted (so the retry is not taken for a duplicate of itself), the batches it
     /// claimed wait in their buffers again, and its delivery, if any, is ready again at
     /// `retry_at_ms` (`counts`: the attempt counts, as for [`Store::nack`]; else as for
-    /// [`Store::release`]). File progress is not recorded.
+    /// [`Store::release`]). File progress is not recorded. Output marks stay: the retry
+    /// finds the lines it already wrote.
     pub fn release_unit(
         &self,
         unit: &Unit,

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use proptest::prelude::*;
-use railyard_store::{FileMark, FileProgress, KeyClaim, Store, StoreError, Unit};
+use railyard_store::{
+    FileMark, FileProgress, KeyClaim, OutputMark, OutputSlot, Store, StoreError, Unit,
+};
 use serde_json::json;
 
 fn path_in(dir: &tempfile::TempDir) -> std::path::PathBuf {
@@ -162,6 +164,19 @@ fn a_unit_commits_its_keys_batches_and_file_progress_with_the_ack() {
     s.batch_add("p/steps[0]", "m", &json!(1), None, 0, 60_000)
         .unwrap();
     let claim = s.batch_claim_all("p/", 0, 60_000).unwrap().remove(0);
+    let slot = OutputSlot {
+        pipeline: "p".into(),
+        origin: "m".into(),
+        item: 0,
+        output: 1,
+    };
+    let mark = OutputMark {
+        path: "out.jsonl".into(),
+        offset: 0,
+        len: 3,
+        digest: vec![9],
+    };
+    s.set_output_mark(&slot, &mark, 0).unwrap();
     let unit = Unit {
         keys: vec![("p".into(), "k".into())],
         batch_claims: vec![claim.token],
@@ -176,8 +191,10 @@ fn a_unit_commits_its_keys_batches_and_file_progress_with_the_ack() {
         }),
         dead_letters: vec![dead_letter("p")],
         ack: Some(d.clone()),
+        marks: Some(("p".into(), "m".into())),
     };
     assert!(s.commit_unit(&unit).unwrap());
+    assert_eq!(s.output_mark(&slot).unwrap(), None);
     assert_eq!(s.depth("t", "g").unwrap(), 0);
     assert_eq!(
         s.claim_key("p", "k", 60_000, 1).unwrap(),

@@ -570,3 +570,112 @@ fn a_sender_that_hangs_up_mid_request_does_not_leave_its_key_in_flight() {
         "delivered once; the retry was a duplicate"
     );
 }
+
+/// A message tried again does not write its file line twice: the file output wrote, the ERP
+/// output after it failed, the platform re-sent the event; the retry finds its line (an
+/// output mark) and only the ERP call is repeated. The same mark covers a crash between the
+/// write and the commit (`benches/crash`).
+#[test]
+fn a_retry_does_not_append_the_line_it_already_wrote() {
+    let erp = Peer::start(Arc::new(|n| {
+        Some((if n == 0 { 503 } else { 201 }, Duration::ZERO))
+    }));
+    let (_tmp, dir, data) = project(
+        "orders",
+        &format!(
+            "pipeline: orders\ninput:\n  http: {{ path: /orders }}\n  dedupe_key: headers.\"x-event-id\"\nsteps:\n  - dedupe: {{ key: meta.dedupe_key, ttl: 72h }}\noutput:\n  - file: {{ path: out/orders.jsonl }}\n  - http: {{ url: \"http://127.0.0.1:{}/orders\" }}\n",
+            erp.port
+        ),
+    );
+    let server = start(&dir, &data, &[]);
+    let order = json!({"id": 1042, "total": "19.99"});
+    let (status, body) = post(server.port, "/orders", &[("x-event-id", "ev-1")], &order);
+    assert_eq!(
+        status, 503,
+        "the ERP failed: the sender is asked to retry ({body})"
+    );
+    let (status, body) = post(server.port, "/orders", &[("x-event-id", "ev-1")], &order);
+    assert_eq!(status, 202, "{body}");
+    // A later event is written as usual, after the first.
+    let (status, _) = post(
+        server.port,
+        "/orders",
+        &[("x-event-id", "ev-2")],
+        &json!({"id": 1043}),
+    );
+    assert_eq!(status, 202);
+    stop_gracefully(server);
+    assert_eq!(
+        erp.seen().len(),
+        3,
+        "the ERP saw both attempts and the second event"
+    );
+    let lines = std::fs::read_to_string(dir.join("out/orders.jsonl")).unwrap();
+    assert_eq!(
+        lines, "{\"id\":1042,\"total\":\"19.99\"}\n{\"id\":1043}\n",
+        "each event once"
+    );
+    // Settled messages leave no marks behind.
+    let store = railyard_store::Store::open_unlocked(&data.join("railyard.db")).unwrap();
+    assert_eq!(store.purge_output_marks(i64::MAX).unwrap(), 0);
+}
+
+/// Message content cannot move a file output to another directory.
+#[test]
+fn a_templated_file_path_cannot_leave_its_directory() {
+    let (tmp, dir, data) = project(
+        "audit",
+        "pipeline: audit\ninput:\n  http: { path: /audit }\noutput:\n  file: { path: \"out/{{ body.store }}.jsonl\" }\n",
+    );
+    let server = start(&dir, &data, &[]);
+    for store in ["../../pwned", "..", "a/b", "/etc/x", "s\\t"] {
+        let (status, body) = post(server.port, "/audit", &[], &json!({ "store": store }));
+        assert_eq!(status, 202, "{store}: {body}");
+    }
+    let (status, _) = post(server.port, "/audit", &[], &json!({"store": "s2"}));
+    assert_eq!(status, 202);
+    stop_gracefully(server);
+    assert!(dir.join("out/s2.jsonl").exists());
+    assert!(!tmp.path().join("pwned.jsonl").exists());
+    let letters = dead_letters(&data, "audit");
+    assert_eq!(letters.len(), 5, "{letters:#?}");
+    for l in &letters {
+        let text = l.error["message"].as_str().unwrap();
+        assert!(text.contains("would change the directory"), "{text}");
+    }
+    let written: Vec<_> = walkdir(&dir.join("out"));
+    assert_eq!(written, vec!["s2.jsonl".to_string()]);
+}
+
+/// `format: json` writes one whole file per message, replaced (not appended) on a repeat.
+#[test]
+fn a_json_file_output_writes_one_file_per_message() {
+    let (_tmp, dir, data) = project(
+        "orders",
+        "pipeline: orders\ninput:\n  http: { path: /orders }\noutput:\n  file: { path: \"out/{{ body.id }}.json\", format: json }\n",
+    );
+    let server = start(&dir, &data, &[]);
+    for body in [
+        json!({"id": 1, "v": 1}),
+        json!({"id": 2}),
+        json!({"id": 1, "v": 2}),
+    ] {
+        let (status, text) = post(server.port, "/orders", &[], &body);
+        assert_eq!(status, 202, "{text}");
+    }
+    stop_gracefully(server);
+    let one: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/1.json")).unwrap()).unwrap();
+    assert_eq!(one, json!({"id": 1, "v": 2}));
+    assert_eq!(walkdir(&dir.join("out")), vec!["1.json", "2.json"]);
+}
+
+/// The file names under `dir`, sorted.
+fn walkdir(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}

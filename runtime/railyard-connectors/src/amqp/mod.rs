@@ -13,6 +13,11 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 
+mod sink;
+
+pub(crate) use self::sink::Target;
+pub use self::sink::{Publishers, amqp_url};
+
 /// Longest wait for a connection and its channel setup. lapin has no timeout of its own: a
 /// connect to a broker that is booting can stay pending for minutes.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);

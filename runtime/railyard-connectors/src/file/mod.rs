@@ -62,6 +62,9 @@
 //! (`transaction_id` + `line_no`).
 
 mod glob;
+mod sink;
+
+pub use self::sink::{Appended, append_once};
 
 use std::fs;
 use std::io::{self, Read};

@@ -6,6 +6,7 @@
 //! hand-off confirmed it durable. A hand-off that cannot take the message answers 503 with
 //! `Retry-After`, so the platform retries instead of losing it.
 
+mod sink;
 pub mod verify;
 
 use std::collections::HashMap;

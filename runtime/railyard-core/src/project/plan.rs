@@ -245,6 +245,18 @@ impl OutputSpec {
         }
     }
 
+    /// The mapping the output applies to the body before it sends it, if any.
+    pub fn body_mapping(&self) -> Option<&str> {
+        match self {
+            OutputSpec::Http(h) => h.mapping.as_ref().map(|m| m.value.as_str()),
+            OutputSpec::Topic { .. }
+            | OutputSpec::Pipeline { .. }
+            | OutputSpec::Stdout { .. }
+            | OutputSpec::File(_)
+            | OutputSpec::Amqp(_) => None,
+        }
+    }
+
     /// The connector's name, as written in the YAML.
     pub fn kind(&self) -> &'static str {
         match self {

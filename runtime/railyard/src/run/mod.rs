@@ -41,7 +41,7 @@ use railyard_connectors::amqp::Settle;
 use railyard_connectors::http::{Handoff, Inbound, Unavailable};
 use railyard_core::delivery::{ErrorClass, Verdict};
 use railyard_core::engine::{Engine, Message, Origin, Outcome, State};
-use railyard_core::project::{InputSpec, OutputSpec, Pipeline, Project};
+use railyard_core::project::{InputSpec, Pipeline, Project};
 use railyard_store::{DeadLetter, KeyClaim, Store, Unit};
 use serde_json::{Value, json};
 
@@ -239,6 +239,13 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
                 let purged = rt.db.run(|s| s.purge_expired(outputs::now_ms())).await;
                 if let Err(e) = purged {
                     tracing::warn!(error = %e, "Could not purge expired dedupe keys.");
+                }
+                // Marks of messages never settled here (a sender that gave up, a message
+                // dead-lettered by its source) are kept a week, then purged.
+                let week_ago = outputs::now_ms() - 7 * 24 * 3600 * 1000;
+                let purged = rt.db.run(move |s| s.purge_output_marks(week_ago)).await;
+                if let Err(e) = purged {
+                    tracing::warn!(error = %e, "Could not purge old output marks.");
                 }
             }
         })

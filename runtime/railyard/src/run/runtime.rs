@@ -3,24 +3,8 @@
 //! work (`Runtime::finish`, `emit`), and the engine state it touches (`MessageState`).
 
 use super::*;
+use railyard_connectors::sink::{Item, SinkCx};
 use railyard_store::{AsyncStore, StoreError};
-
-/// Why a pipeline is not running, if it isn't: its input is not one `run` serves. Every
-/// output kind runs.
-pub(crate) fn unsupported(p: &Pipeline) -> Option<String> {
-    match &p.input {
-        InputSpec::Stdin => Some(
-            "its `stdin` input is for `railyard map` and `railyard test`, not for `run`"
-                .to_string(),
-        ),
-        InputSpec::Http(_)
-        | InputSpec::Amqp(_)
-        | InputSpec::Topic { .. }
-        | InputSpec::Pipeline { .. }
-        | InputSpec::File(_)
-        | InputSpec::Schedule(_) => None,
-    }
-}
 
 /// The topic a pipeline consumes, if its input is a topic or `pipeline:`.
 pub(crate) fn consumed_topic(p: &Pipeline) -> Option<(String, String)> {
@@ -51,7 +35,7 @@ pub(crate) struct Runtime {
     pub(crate) stopping: AtomicBool,
     pub(crate) http: reqwest::Client,
     pub(crate) root: PathBuf,
-    pub(crate) publishers: Mutex<HashMap<String, Arc<railyard_connectors::amqp::Publisher>>>,
+    pub(crate) publishers: railyard_connectors::amqp::Publishers,
     /// `RAILYARD_AMQP_URL`: when set, topics are RabbitMQ exchanges and queues, so several
     /// `railyard run` processes share them as competing consumers.
     pub(crate) amqp_topics: Option<String>,
@@ -222,6 +206,7 @@ impl Runtime {
         } = processed;
         unit.keys = effects.keys;
         unit.batch_claims = effects.batch_claims;
+        let marked = AtomicBool::new(false);
         let emitted = match (busy, panicked) {
             (_, Some(panic)) => {
                 self.dead_letter_internal(pipeline, &original, "steps", &panic)
@@ -234,7 +219,7 @@ impl Runtime {
             ))),
             (None, None) => {
                 use futures_util::FutureExt;
-                let emit = self.emit(project, pipeline, outcome, &original);
+                let emit = self.emit(project, pipeline, outcome, &original, &marked);
                 match std::panic::AssertUnwindSafe(emit).catch_unwind().await {
                     Ok(emitted) => emitted,
                     Err(payload) => {
@@ -247,6 +232,9 @@ impl Runtime {
             }
         };
         metrics::message_duration(&pipeline.name, started.elapsed());
+        if marked.load(Ordering::Relaxed) {
+            unit.marks = Some((pipeline.name.clone(), original.id().to_string()));
+        }
         let emitted = if unit.is_empty() {
             emitted
         } else {
@@ -296,16 +284,18 @@ impl Runtime {
         pipeline: &Pipeline,
         outcome: Outcome<'_>,
         original: &Message,
+        marked: &AtomicBool,
     ) -> Result<(), SendError> {
         metrics::messages(&pipeline.name, "dropped", outcome.dropped.len() as u64);
         metrics::messages(&pipeline.name, "failed", outcome.failed.len() as u64);
-        let ctx = outputs::OutputCtx {
+        let cx = SinkCx {
             amqp_topics: self.amqp_topics.as_deref(),
             publishers: &self.publishers,
             root: &self.root,
             store: &self.db,
             project,
             http: &self.http,
+            marked,
         };
         let dead_letter = |msg: &Message, step: &str, error: Value| {
             self.write_dead_letter(dead_letter_entry(
@@ -316,11 +306,19 @@ impl Runtime {
                 error,
             ))
         };
-        for d in &outcome.delivered {
+        for (index, d) in outcome.delivered.iter().enumerate() {
             let mut delivered = true;
             for (i, o) in d.outputs.iter().enumerate() {
                 let started = Instant::now();
-                let sent = outputs::send(&ctx, o, &d.message).await;
+                let item = Item {
+                    message: &d.message,
+                    output: o,
+                    pipeline: &pipeline.name,
+                    origin: original.id(),
+                    index: index as u32,
+                    output_index: i as u32,
+                };
+                let sent = railyard_connectors::sink::send(&cx, &item).await;
                 let result = match &sent {
                     Ok(()) => metrics::Sent::Ok,
                     Err(e) => match e.class {
@@ -402,7 +400,14 @@ impl Runtime {
             let _ = self.db.run(move |s| settle_unit(s, unit, true)).await;
             return;
         };
-        let emitted = self.emit(project, pipeline, outcome, &original).await;
+        let marked = AtomicBool::new(false);
+        let emitted = self
+            .emit(project, pipeline, outcome, &original, &marked)
+            .await;
+        let mut unit = unit;
+        if marked.load(Ordering::Relaxed) {
+            unit.marks = Some((pipeline.name.clone(), original.id().to_string()));
+        }
         if let Err(e) = &emitted {
             tracing::warn!(pipeline = %pipeline.name, error = %e, "Batch output failed; the batch stays buffered for the next flush.");
         }
@@ -701,14 +706,10 @@ pub(crate) fn light(project: &Project, p: &Pipeline) -> bool {
             _ => true,
         })
     }
-    let outputs_light = p.outputs.iter().all(|o| match &o.spec {
-        OutputSpec::Http(h) => h.mapping.as_ref().is_none_or(|m| mapping_light(&m.value)),
-        OutputSpec::Topic { .. }
-        | OutputSpec::Pipeline { .. }
-        | OutputSpec::Stdout { .. }
-        | OutputSpec::File(_)
-        | OutputSpec::Amqp(_) => true,
-    });
+    let outputs_light = p
+        .outputs
+        .iter()
+        .all(|o| o.spec.body_mapping().is_none_or(mapping_light));
     p.dedupe_key.is_none() && outputs_light && steps_light(&p.steps, &mapping_light)
 }
 

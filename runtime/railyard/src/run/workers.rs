@@ -1,7 +1,7 @@
 //! The long-running tasks of the running configuration, one per input that is not a route
 //! (topic and AMQP consumers, file drops, schedules, batch flushers): `Workers::reconcile`
-//! starts what a new configuration adds and stops what it removes. The input kinds are
-//! matched exhaustively on `InputSpec`.
+//! starts what a new configuration adds and stops what it removes. Which task an input
+//! needs is the input registry's answer (`inputs::worker`).
 
 use super::*;
 
@@ -34,104 +34,8 @@ impl Workers {
                 continue;
             }
             let name = p.name.clone();
-            match &p.input {
-                InputSpec::Topic { name: topic, group } | InputSpec::Pipeline { topic, group } => {
-                    let (topic, group) = (topic.clone(), group.clone());
-                    let rt2 = rt.clone();
-                    let n = name.clone();
-                    match rt.amqp_topics.clone() {
-                        None => {
-                            wanted.insert(
-                                format!("consume {name} {topic} {group}"),
-                                Box::new(move |stop| {
-                                    tokio::spawn(consume(rt2, n, topic, group, stop))
-                                }),
-                            );
-                        }
-                        Some(url) => {
-                            let cfg = railyard_connectors::amqp::ConsumerConfig {
-                                url,
-                                queue: railyard_connectors::amqp::topic_queue(&topic, &group),
-                                declare: true,
-                                prefetch: 32,
-                                bindings: vec![(
-                                    railyard_connectors::amqp::TOPICS_EXCHANGE.to_string(),
-                                    topic.clone(),
-                                )],
-                                connected: rt
-                                    .broker_flag(&format!("amqp-topic {name} {topic} {group}")),
-                            };
-                            wanted.insert(
-                                format!("amqp-topic {name} {topic} {group}"),
-                                Box::new(move |stop| {
-                                    tokio::spawn(amqp_topic_input(rt2, n, topic, group, cfg, stop))
-                                }),
-                            );
-                        }
-                    }
-                }
-                InputSpec::Schedule(config) => {
-                    match railyard_connectors::schedule::Schedule::from_config(config) {
-                        Ok(schedule) => {
-                            let rt = rt.clone();
-                            let n = name.clone();
-                            wanted.insert(
-                                format!("schedule {name} {config:?}"),
-                                Box::new(move |stop| {
-                                    tokio::spawn(scheduled(rt, n, schedule, stop))
-                                }),
-                            );
-                        }
-                        Err(e) => {
-                            tracing::error!(pipeline = %name, error = %e, "Schedule not started.")
-                        }
-                    }
-                }
-                InputSpec::Amqp(a) => {
-                    // The worker's key changes with its whole config, but shows (on `/ready`,
-                    // in logs) only the queue and a hash: the config holds the credentials.
-                    let amqp_key = format!(
-                        "amqp {name} {} {:016x}",
-                        a.queue.value,
-                        hash_of(&format!("{a:?}"))
-                    );
-                    let cfg = railyard_connectors::amqp::ConsumerConfig {
-                        url: outputs::amqp_url(a.url.as_ref().map(|u| u.value.as_str())),
-                        queue: a.queue.value.clone(),
-                        declare: a.declare != Some(false),
-                        prefetch: a.prefetch.unwrap_or(64),
-                        bindings: a
-                            .bindings
-                            .iter()
-                            .map(|b| {
-                                (
-                                    b.exchange.value.clone(),
-                                    b.routing_key.clone().unwrap_or_default(),
-                                )
-                            })
-                            .collect(),
-                        connected: rt.broker_flag(&amqp_key),
-                    };
-                    let rt = rt.clone();
-                    let n = name.clone();
-                    wanted.insert(
-                        amqp_key,
-                        Box::new(move |stop| tokio::spawn(amqp_input(rt, n, cfg, stop))),
-                    );
-                }
-                InputSpec::File(config) => {
-                    let drop = railyard_connectors::file::FileDrop::new(config, &rt.root);
-                    let rt = rt.clone();
-                    let n = name.clone();
-                    wanted.insert(
-                        format!("file {name} {config:?}"),
-                        Box::new(move |stop| tokio::spawn(file_drop(rt, n, drop, stop))),
-                    );
-                }
-                // Webhooks are routes of the HTTP server (`Live::routes`), not workers.
-                InputSpec::Http(_) => {}
-                // Not run (see `unsupported`).
-                InputSpec::Stdin => {}
+            if let Some((key, start)) = inputs::worker(rt, p) {
+                wanted.insert(key, start);
             }
             // Batches are emitted when their window elapses (checked at the shortest window of
             // the pipeline), and once more when the task stops.

@@ -199,6 +199,17 @@ pub(super) fn check_outputs(
         }
         if let Some(f) = &v.file {
             ok &= template(l, &f.value.path);
+            if f.value.format == Some(crate::model::pipeline::FileFormat::Csv) {
+                l.push(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        "a file output writes `jsonl` (a line per message) or `json` (a file per message), not `csv`",
+                    )
+                    .at(&file, f.span)
+                    .with_help("read CSV with a file input; write `format: jsonl` or `format: json`"),
+                );
+                ok = false;
+            }
         }
         if let Some(p) = &v.pipeline {
             match ctx.pipelines.get(&p.value) {

@@ -1,0 +1,156 @@
+//! The HTTP sink (`output: { http: … }`): an ERP or marketplace API. Success and retryable
+//! status sets, `Retry-After` (seconds or an HTTP date), a timeout, headers checked before
+//! the call.
+
+use std::time::{Duration, SystemTime};
+
+use railyard_core::delivery::ErrorClass;
+use railyard_core::model::pipeline::HttpOutput;
+
+use crate::sink::{Item, SendError, Sink, SinkCx};
+
+impl Sink for HttpOutput {
+    async fn send(&self, cx: &SinkCx<'_>, item: &Item<'_>) -> Result<(), SendError> {
+        let msg = item.message;
+        let url = item.render(&self.url.value)?;
+        let method = self
+            .method
+            .as_ref()
+            .map_or("POST", |m| m.value.as_str())
+            .to_ascii_uppercase();
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|e| SendError::permanent(e.to_string()))?;
+        let body = match &self.mapping {
+            Some(m) => {
+                let Some(mapping) = cx.project.mappings.get(&m.value) else {
+                    return Err(SendError::permanent(format!(
+                        "mapping `{}` is not loaded",
+                        m.value
+                    )));
+                };
+                railyard_core::functions::with_tables(&cx.project.tables, || {
+                    mapping.apply(&cx.project.rhai, msg.body())
+                })
+                .map_err(|e| SendError::permanent(format!("body mapping `{}`: {e}", m.value)))?
+            }
+            None => msg.body().clone(),
+        };
+        let bytes = serde_json::to_vec(&body).map_err(|e| SendError::permanent(e.to_string()))?;
+        let timeout = self
+            .timeout
+            .as_ref()
+            .map_or(Duration::from_secs(30), |t| t.value.0);
+        let correlation = msg.meta_str("correlation_id").unwrap_or_default();
+        header_value("x-correlation-id", correlation)?;
+        let mut req = cx
+            .http
+            .request(method, &url)
+            .timeout(timeout)
+            .header("content-type", "application/json")
+            // Idempotency help for the peer: the same message keeps its id across retries.
+            .header("x-railyard-message-id", msg.id())
+            .header("x-correlation-id", correlation);
+        for (k, v) in &self.headers {
+            let value = item.render(&v.value)?;
+            header_value(k, &value)?;
+            req = req.header(k.as_str(), value);
+        }
+        let response = match req.body(bytes).send().await {
+            Ok(r) => r,
+            // A request that could not be built (a URL that does not parse) fails every time.
+            Err(e) if e.is_builder() => {
+                return Err(SendError::permanent(format!("http {url}: {e}")));
+            }
+            // Connect errors and timeouts: the peer may come back.
+            Err(e) => return Err(SendError::transient(format!("http {url}: {e}"))),
+        };
+        let status = response.status().as_u16();
+        let ok = if self.success.is_empty() {
+            (200..300).contains(&status)
+        } else {
+            self.success.contains(&status)
+        };
+        if ok {
+            return Ok(());
+        }
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry_after(v, SystemTime::now()));
+        let retryable = if self.retry_on.is_empty() {
+            matches!(status, 408 | 425 | 429) || (500..600).contains(&status)
+        } else {
+            self.retry_on.contains(&status)
+        };
+        let text = response.text().await.unwrap_or_default();
+        let snippet: String = text.chars().take(300).collect();
+        Err(SendError {
+            class: if retryable {
+                ErrorClass::Transient
+            } else {
+                ErrorClass::Permanent
+            },
+            retry_after,
+            message: format!("{url} answered {status}: {snippet}"),
+        })
+    }
+}
+
+/// A header value the HTTP client can send: no CR, LF or NUL (or other control bytes but
+/// tab), which would split or end the header. Otherwise a permanent error: the message
+/// carries the same value on every retry.
+fn header_value(name: &str, value: &str) -> Result<(), SendError> {
+    match reqwest::header::HeaderValue::from_str(value) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(SendError::permanent(format!(
+            "header `{name}`: the value `{}` has a control character (CR, LF, NUL ...) that HTTP does not allow",
+            value.chars().take(120).collect::<String>().escape_default()
+        ))),
+    }
+}
+
+/// A `Retry-After` value: delay-seconds or an HTTP date (a date in the past is no delay).
+fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let now = httpdate::parse_http_date("Mon, 07 Dec 2026 10:00:00 GMT").unwrap();
+        assert_eq!(retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after("Mon, 07 Dec 2026 10:01:30 GMT", now),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            retry_after("Mon, 07 Dec 2026 09:00:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past"
+        );
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("-5", now), None);
+    }
+
+    #[test]
+    fn header_values_with_control_characters_are_permanent_errors() {
+        assert!(header_value("x-a", "plain value\twith tab").is_ok());
+        for bad in ["a\r\nX-Injected: 1", "a\nb", "nul\0"] {
+            let e = header_value("x-a", bad).unwrap_err();
+            assert_eq!(e.class, ErrorClass::Permanent, "{bad:?}");
+            assert!(e.message.contains("x-a"), "{}", e.message);
+        }
+    }
+}

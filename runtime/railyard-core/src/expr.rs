@@ -511,6 +511,17 @@ pub fn line_col_to_char_offset(source: &str, line: usize, column: usize) -> usiz
     offset
 }
 
+/// Whether a URL's text so far (`before`) has reached its path, query or fragment: where a
+/// templated value may stand. Scheme, host and port come from configuration only, so that
+/// message content cannot send a request, with its credentials, to another host. Shared by
+/// `validate` (a template before that point is an error) and the HTTP output.
+pub fn past_url_authority(before: &str) -> bool {
+    let Some(scheme_end) = before.find("://") else {
+        return false;
+    };
+    before[scheme_end + 3..].contains(['/', '?', '#'])
+}
+
 /// Splits a template like `orders.{{ meta.source }}.{{ body.id }}` into its JMESPath parts,
 /// returning each expression with its character offset in the template. An unclosed `{{` is
 /// an error at its position.
@@ -545,17 +556,18 @@ pub fn render_template(
     compiled: &std::collections::BTreeMap<String, JmesPath>,
     data: &Value,
 ) -> Result<String, String> {
-    render_template_with(template, compiled, data, |_, value| Ok(value))
+    render_template_with(template, compiled, data, |_, value, _| Ok(value))
 }
 
 /// [`render_template`], passing each substituted value through `place` first (with its
-/// expression): where a value lands in a path or URL, `place` encodes it or refuses it, so
-/// message content stays data and never becomes syntax.
+/// expression and the text rendered before it): where a value lands in a path or URL,
+/// `place` encodes it for its position or refuses it, so message content stays data and
+/// never becomes syntax.
 pub fn render_template_with(
     template: &str,
     compiled: &std::collections::BTreeMap<String, JmesPath>,
     data: &Value,
-    mut place: impl FnMut(&str, String) -> Result<String, String>,
+    mut place: impl FnMut(&str, String, &str) -> Result<String, String>,
 ) -> Result<String, String> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
@@ -574,7 +586,8 @@ pub fn render_template_with(
             Value::Null => return Err(format!("template part `{expr}` is null")),
             other => other.to_string(),
         };
-        out.push_str(&place(expr, value)?);
+        let placed = place(expr, value, &out)?;
+        out.push_str(&placed);
         rest = &after[close + 2..];
     }
     out.push_str(rest);

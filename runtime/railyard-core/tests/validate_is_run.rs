@@ -202,3 +202,46 @@ fn run_purpose_softens_only_fixtures() {
     let loaded = load(&[("pipelines/poll.yaml", &text)], Purpose::Run);
     assert_eq!(errors(&loaded).len(), 1, "{:#?}", loaded.diagnostics);
 }
+
+/// Message content may fill an HTTP output's path and query (encoded there), never its
+/// scheme, host or port: `validate` points at the template.
+#[test]
+fn a_template_in_the_host_of_an_http_output_is_an_error_at_the_template() {
+    let pipeline = |url: &str| {
+        format!(
+            "pipeline: p\ninput:\n  http: {{ path: /in }}\noutput:\n  http: {{ url: \"{url}\" }}\n"
+        )
+    };
+    for (url, column) in [
+        ("http://{{ body.host }}/orders", 24),
+        ("https://erp.example.com:{{ body.port }}/x", 41),
+        ("{{ body.callback }}", 17),
+    ] {
+        let text = pipeline(url);
+        let loaded = load(&[("pipelines/p.yaml", &text)], Purpose::Run);
+        let errs = errors(&loaded);
+        assert_eq!(errs.len(), 1, "{url}: {:#?}", loaded.diagnostics);
+        assert!(
+            errs[0].message.contains("scheme, host or port"),
+            "{}",
+            errs[0].message
+        );
+        assert_eq!(
+            located(&loaded, "pipelines/p.yaml", errs[0].span.start),
+            format!("pipelines/p.yaml:5:{column}"),
+            "{url}"
+        );
+    }
+    for url in [
+        "http://erp.example.com/orders/{{ body.id }}",
+        "http://erp.example.com?id={{ body.id }}",
+    ] {
+        let text = pipeline(url);
+        let loaded = load(&[("pipelines/p.yaml", &text)], Purpose::Run);
+        assert!(
+            errors(&loaded).is_empty(),
+            "{url}: {:#?}",
+            loaded.diagnostics
+        );
+    }
+}

@@ -679,3 +679,44 @@ fn walkdir(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Message content in an HTTP output's URL is data: percent-encoded for its place, so a
+/// value cannot reach another endpoint of the peer (the hardening issue's reproduction:
+/// `../../admin/delete?all=1#` sent the request, with its credentials, elsewhere).
+#[test]
+fn a_templated_url_value_cannot_change_the_endpoint() {
+    let erp = Peer::answering(200);
+    let (_tmp, dir, data) = project(
+        "orders",
+        &format!(
+            "pipeline: orders\ninput:\n  http: {{ path: /orders }}\noutput:\n  http: {{ url: \"http://127.0.0.1:{}/orders/{{{{ body.ref }}}}?store={{{{ body.store }}}}\", headers: {{ authorization: Bearer t0k }} }}\n",
+            erp.port
+        ),
+    );
+    let server = start(&dir, &data, &[]);
+    for body in [
+        json!({"ref": "../../admin/delete?all=1#", "store": "s 1&x=y"}),
+        json!({"ref": "..", "store": "s1"}),
+        json!({"ref": "A-1042", "store": "Zürich"}),
+    ] {
+        let (status, text) = post(server.port, "/orders", &[], &body);
+        assert_eq!(status, 202, "{text}");
+    }
+    stop_gracefully(server);
+    let paths: Vec<String> = erp
+        .seen()
+        .iter()
+        .map(|r| r.head.split(' ').nth(1).unwrap().to_string())
+        .collect();
+    assert_eq!(
+        paths,
+        vec![
+            "/orders/..%2F..%2Fadmin%2Fdelete%3Fall%3D1%23?store=s%201%26x%3Dy",
+            "/orders/A-1042?store=Z%C3%BCrich",
+        ]
+    );
+    let letters = dead_letters(&data, "orders");
+    assert_eq!(letters.len(), 1, "a `..` segment is refused: {letters:#?}");
+    let text = letters[0].error["message"].as_str().unwrap();
+    assert!(text.contains("would change the path"), "{text}");
+}

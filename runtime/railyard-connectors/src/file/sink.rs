@@ -73,7 +73,7 @@ fn render_path(template: &str, item: &Item<'_>) -> Result<String, SendError> {
         template,
         &item.output.templates,
         item.message.envelope(),
-        |expr, value| {
+        |expr, value, _| {
             let bad = value.contains(['/', '\\', '\0']) || value == "." || value == "..";
             if bad {
                 return Err(format!(

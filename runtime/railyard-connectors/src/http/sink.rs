@@ -5,6 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use railyard_core::delivery::ErrorClass;
+use railyard_core::expr::past_url_authority;
 use railyard_core::model::pipeline::HttpOutput;
 
 use crate::sink::{Item, SendError, Sink, SinkCx};
@@ -12,7 +13,7 @@ use crate::sink::{Item, SendError, Sink, SinkCx};
 impl Sink for HttpOutput {
     async fn send(&self, cx: &SinkCx<'_>, item: &Item<'_>) -> Result<(), SendError> {
         let msg = item.message;
-        let url = item.render(&self.url.value)?;
+        let url = render_url(&self.url.value, item)?;
         let method = self
             .method
             .as_ref()
@@ -97,6 +98,41 @@ impl Sink for HttpOutput {
     }
 }
 
+/// Bytes left as they are in a templated URL value: RFC 3986's unreserved characters.
+/// Everything else — `/`, `?`, `#`, `&`, `=`, `%`, spaces — is percent-encoded.
+const URL_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Renders the URL template with each value encoded for where it lands: one path segment
+/// (a `.` or `..` segment is refused: clients resolve it even encoded), a query name or
+/// value, or the fragment. Scheme, host and port come from configuration only (`validate`
+/// refuses a template there; here it is a permanent error).
+fn render_url(template: &str, item: &Item<'_>) -> Result<String, SendError> {
+    railyard_core::expr::render_template_with(
+        template,
+        &item.output.templates,
+        item.message.envelope(),
+        |expr, value, before| {
+            if !past_url_authority(before) {
+                return Err(format!(
+                    "http url: `{{{{ {expr} }}}}` is in the scheme, host or port, which come from configuration only"
+                ));
+            }
+            let in_path = !before.contains(['?', '#']);
+            if in_path && (value == "." || value == "..") {
+                return Err(format!(
+                    "http url: `{{{{ {expr} }}}}` is `{value}`, a path segment that would change the path"
+                ));
+            }
+            Ok(percent_encoding::utf8_percent_encode(&value, URL_VALUE).to_string())
+        },
+    )
+    .map_err(SendError::permanent)
+}
+
 /// A header value the HTTP client can send: no CR, LF or NUL (or other control bytes but
 /// tab), which would split or end the header. Otherwise a permanent error: the message
 /// carries the same value on every retry.
@@ -142,6 +178,30 @@ mod tests {
         );
         assert_eq!(retry_after("soon", now), None);
         assert_eq!(retry_after("-5", now), None);
+    }
+
+    #[test]
+    fn where_a_url_template_may_stand() {
+        assert!(!past_url_authority("http://"));
+        assert!(!past_url_authority("http://erp.example.com:80"));
+        assert!(!past_url_authority(""));
+        assert!(past_url_authority("http://erp.example.com/"));
+        assert!(past_url_authority("http://erp.example.com?"));
+        assert!(past_url_authority(
+            "https://u:p@erp.example.com/api/orders/"
+        ));
+    }
+
+    #[test]
+    fn url_values_are_encoded_as_data() {
+        let encode = |v: &str| percent_encoding::utf8_percent_encode(v, URL_VALUE).to_string();
+        assert_eq!(
+            encode("../../admin/delete?all=1#"),
+            "..%2F..%2Fadmin%2Fdelete%3Fall%3D1%23"
+        );
+        assert_eq!(encode("A-1_b.c~"), "A-1_b.c~");
+        assert_eq!(encode("a b&c=d%"), "a%20b%26c%3Dd%25");
+        assert_eq!(encode("Zürich"), "Z%C3%BCrich");
     }
 
     #[test]

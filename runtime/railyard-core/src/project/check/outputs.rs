@@ -136,6 +136,26 @@ pub(super) fn check_outputs(
         }
         if let Some(h) = &v.http {
             ok &= template(l, &h.value.url);
+            let url = &h.value.url;
+            if let Some(open) = url.value.find("{{")
+                && !crate::expr::past_url_authority(&url.value[..open])
+            {
+                let at = yaml::value_offset_to_source(
+                    &text,
+                    url.span.start,
+                    &url.value,
+                    url.value[..open].chars().count(),
+                );
+                l.push(
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        "a template in the scheme, host or port of an HTTP output: message content would choose where the request (and its credentials) goes",
+                    )
+                    .at(&file, Span::new(at, at + 2))
+                    .with_help("put the host in the configuration (`${env:ERP_URL}/orders/{{ body.id }}`); templates may fill the path and query, where their values are percent-encoded"),
+                );
+                ok = false;
+            }
             for hv in h.value.headers.values() {
                 ok &= template(l, hv);
             }

@@ -720,3 +720,45 @@ fn a_templated_url_value_cannot_change_the_endpoint() {
     let text = letters[0].error["message"].as_str().unwrap();
     assert!(text.contains("would change the path"), "{text}");
 }
+
+/// A failing ERP's URL (with a password and an API key in it) reaches neither the webhook
+/// caller nor the log; the caller gets the message id and "send it again".
+#[test]
+fn a_webhook_caller_never_sees_the_downstream_url_and_the_log_shows_no_secret() {
+    let erp = Peer::answering(503);
+    let (tmp, dir, data) = project(
+        "orders",
+        &format!(
+            "pipeline: orders\ninput:\n  http: {{ path: /orders }}\noutput:\n  http: {{ url: \"http://bc:s3cret-pw@127.0.0.1:{}/erp/orders?apikey=k3y-value\" }}\n",
+            erp.port
+        ),
+    );
+    let log = tmp.path().join("run.log");
+    let server = common::launch_logged(
+        &dir,
+        &["--data", data.to_str().unwrap(), "--no-watch"],
+        &[],
+        &log,
+    );
+    let (status, body) = post(server.port, "/orders", &[], &json!({"id": 1}));
+    assert_eq!(status, 503, "{body}");
+    for secret in [
+        "s3cret-pw",
+        "k3y-value",
+        "/erp/orders",
+        &erp.port.to_string(),
+    ] {
+        assert!(!body.contains(secret), "the caller sees `{secret}`: {body}");
+    }
+    assert!(body.contains("send it again"), "{body}");
+    stop_gracefully(server);
+    assert_eq!(erp.seen().len(), 1);
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains("/erp/orders?…"),
+        "the log names the endpoint: {log}"
+    );
+    for secret in ["s3cret-pw", "k3y-value"] {
+        assert!(!log.contains(secret), "the log shows `{secret}`: {log}");
+    }
+}

@@ -60,10 +60,14 @@ impl Sink for HttpOutput {
             Ok(r) => r,
             // A request that could not be built (a URL that does not parse) fails every time.
             Err(e) if e.is_builder() => {
+                let (url, e) = (shown_url(&url), e.without_url());
                 return Err(SendError::permanent(format!("http {url}: {e}")));
             }
             // Connect errors and timeouts: the peer may come back.
-            Err(e) => return Err(SendError::transient(format!("http {url}: {e}"))),
+            Err(e) => {
+                let (url, e) = (shown_url(&url), e.without_url());
+                return Err(SendError::transient(format!("http {url}: {e}")));
+            }
         };
         let status = response.status().as_u16();
         let ok = if self.success.is_empty() {
@@ -93,7 +97,7 @@ impl Sink for HttpOutput {
                 ErrorClass::Permanent
             },
             retry_after,
-            message: format!("{url} answered {status}: {snippet}"),
+            message: format!("{} answered {status}: {snippet}", shown_url(&url)),
         })
     }
 }
@@ -131,6 +135,27 @@ fn render_url(template: &str, item: &Item<'_>) -> Result<String, SendError> {
         },
     )
     .map_err(SendError::permanent)
+}
+
+/// A URL as errors and logs show it: no user name or password, and no query string (where
+/// API keys travel); `?…` says there was one.
+pub fn shown_url(url: &str) -> String {
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        // Not a URL: show the part before any `?`, without anything up to an `@`.
+        let head = url.split(['?', '#']).next().unwrap_or_default();
+        let head = head.rsplit_once('@').map_or(head, |(_, host)| host);
+        return format!("{head} (not a valid URL)");
+    };
+    let had_query = parsed.query().is_some();
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    parsed.set_query(None);
+    parsed.set_fragment(None);
+    let mut shown = parsed.to_string();
+    if had_query {
+        shown.push_str("?…");
+    }
+    shown
 }
 
 /// A header value the HTTP client can send: no CR, LF or NUL (or other control bytes but
@@ -190,6 +215,20 @@ mod tests {
         assert!(past_url_authority(
             "https://u:p@erp.example.com/api/orders/"
         ));
+    }
+
+    #[test]
+    fn shown_urls_carry_no_credentials() {
+        assert_eq!(
+            shown_url("https://bc:s3cret@erp.example.com/api/orders?apikey=k3y&x=1"),
+            "https://erp.example.com/api/orders?…"
+        );
+        assert_eq!(
+            shown_url("http://127.0.0.1:8089/orders"),
+            "http://127.0.0.1:8089/orders"
+        );
+        let bad = shown_url("ht!tp://user:pw@host/p?key=1");
+        assert!(!bad.contains("pw") && !bad.contains("key"), "{bad}");
     }
 
     #[test]

@@ -6,9 +6,13 @@ use super::*;
 
 /// The answer to a webhook whose message could not be handed off: 503 with a `Retry-After`
 /// from the pipeline's policy (the platform's retry is the next attempt; its attempt number
-/// is not known here, so the first retry's delay), at least one second.
+/// is not known here, so the first retry's delay), at least one second. The caller learns
+/// the message id and that it should retry, never the downstream error: that names hosts,
+/// paths and answers of the systems behind Railyard. The log has it.
 pub(crate) fn webhook_unavailable(live: &Live, pipeline: &str, failed: Failed) -> Unavailable {
     let e = failed.error;
+    let id = failed.original.id();
+    tracing::warn!(pipeline = %pipeline, message_id = %id, class = e.class.as_str(), error = %e, "A webhook was answered 503: its message could not be handed off.");
     let wait = live
         .project
         .pipelines
@@ -18,9 +22,13 @@ pub(crate) fn webhook_unavailable(live: &Live, pipeline: &str, failed: Failed) -
             Verdict::Ack | Verdict::DeadLetter => railyard_core::delivery::HOLD_DELAY,
         })
         .unwrap_or(railyard_core::delivery::HOLD_DELAY);
+    let why = match e.class {
+        ErrorClass::Held => "a destination is unavailable",
+        ErrorClass::Transient | ErrorClass::Permanent => "a destination did not accept it yet",
+    };
     Unavailable {
         retry_after_secs: wait.as_secs().max(1),
-        reason: e.message,
+        reason: format!("message {id} was not accepted: {why}; send it again"),
     }
 }
 

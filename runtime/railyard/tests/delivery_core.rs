@@ -762,3 +762,88 @@ fn a_webhook_caller_never_sees_the_downstream_url_and_the_log_shows_no_secret() 
         assert!(!log.contains(secret), "the log shows `{secret}`: {log}");
     }
 }
+
+/// A tmpfs mount of `size` at `at`, unmounted on drop.
+struct Mount(PathBuf);
+
+impl Mount {
+    fn tmpfs(at: &Path, size: &str) -> Option<Mount> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Mount(at.to_path_buf()))
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A full disk under the data directory: `/ready` answers 503 with the reason and webhooks
+/// answer 503 (nothing is accepted that could not be kept); once there is room again, both
+/// recover by themselves.
+#[test]
+fn a_full_data_disk_makes_ready_and_webhooks_answer_503_until_there_is_room() {
+    let (tmp, dir, _) = project(
+        "orders",
+        "pipeline: orders\ninput:\n  http: { path: /orders }\n  dedupe_key: headers.\"x-event-id\"\nsteps:\n  - dedupe: { key: meta.dedupe_key, ttl: 72h }\noutput:\n  file: { path: out/orders.jsonl }\n",
+    );
+    let data = tmp.path().join("data");
+    let Some(_mount) = Mount::tmpfs(&data, "8m") else {
+        assert!(
+            std::env::var("RAILYARD_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "a tmpfs could not be mounted (this test needs root) and RAILYARD_REQUIRE_SERVICES=1"
+        );
+        eprintln!("SKIPPED: a tmpfs could not be mounted (needs root)");
+        return;
+    };
+    let server = start(&dir, &data, &[]);
+    let (status, _) = post(
+        server.port,
+        "/orders",
+        &[("x-event-id", "e1")],
+        &json!({"n": 1}),
+    );
+    assert_eq!(status, 202);
+    // Fill the disk.
+    let filler = data.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+    }
+    let ready = || http(server.port, "GET", "/ready", &[], b"");
+    wait_until("/ready answers 503 on a full disk", 30, || ready().0 == 503);
+    let (_, body) = ready();
+    assert!(body.to_ascii_lowercase().contains("store"), "{body}");
+    let (status, body) = post(
+        server.port,
+        "/orders",
+        &[("x-event-id", "e2")],
+        &json!({"n": 2}),
+    );
+    assert_eq!(status, 503, "{body}");
+    std::fs::remove_file(&filler).unwrap();
+    wait_until("/ready recovers once there is room", 30, || {
+        ready().0 == 200
+    });
+    let (status, body) = post(
+        server.port,
+        "/orders",
+        &[("x-event-id", "e2")],
+        &json!({"n": 2}),
+    );
+    assert_eq!(status, 202, "{body}");
+    stop_gracefully(server);
+    let lines = std::fs::read_to_string(dir.join("out/orders.jsonl")).unwrap();
+    assert_eq!(lines, "{\"n\":1}\n{\"n\":2}\n");
+}

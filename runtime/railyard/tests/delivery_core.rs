@@ -847,3 +847,121 @@ fn a_full_data_disk_makes_ready_and_webhooks_answer_503_until_there_is_room() {
     let lines = std::fs::read_to_string(dir.join("out/orders.jsonl")).unwrap();
     assert_eq!(lines, "{\"n\":1}\n{\"n\":2}\n");
 }
+
+/// Messages an earlier version left in a consumer group's single queue `railyard.<group>`
+/// are moved, at start, into the queues of their topics and reach the right pipelines; the
+/// old queue is deleted once empty.
+#[test]
+fn messages_in_an_old_group_queue_move_to_their_topic_queues() {
+    let Some(url) = rabbitmq() else { return };
+    let tag = format!("mig{}", std::process::id());
+    let old = format!("railyard.{tag}");
+    // What the earlier version did: one queue per group, bound for each topic.
+    common::with_channel(&url, async |ch| {
+        use lapin::options::*;
+        use lapin::types::FieldTable;
+        ch.exchange_declare(
+            railyard_connectors::amqp::TOPICS_EXCHANGE.into(),
+            lapin::ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        ch.queue_declare(
+            old.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        for kind in ["sales", "adjustments"] {
+            let topic = format!("{tag}.{kind}");
+            ch.queue_bind(
+                old.as_str().into(),
+                railyard_connectors::amqp::TOPICS_EXCHANGE.into(),
+                topic.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        }
+        for n in 0..6 {
+            let kind = if n % 2 == 0 { "sales" } else { "adjustments" };
+            let envelope =
+                json!({"body": {"n": n, "kind": kind}, "meta": {"id": format!("old-{n}")}});
+            ch.basic_publish(
+                railyard_connectors::amqp::TOPICS_EXCHANGE.into(),
+                format!("{tag}.{kind}").as_str().into(),
+                BasicPublishOptions::default(),
+                envelope.to_string().as_bytes(),
+                lapin::BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        }
+    });
+    assert_eq!(common::queue_depth(&url, &old), 6);
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, data) = (tmp.path().join("project"), tmp.path().join("data"));
+    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+    for kind in ["sales", "adjustments"] {
+        std::fs::write(
+            dir.join(format!("pipelines/{kind}.yaml")),
+            format!(
+                "pipeline: {kind}\ninput:\n  topic: {{ name: {tag}.{kind}, group: {tag} }}\noutput:\n  file: {{ path: out/{kind}.jsonl }}\n"
+            ),
+        )
+        .unwrap();
+    }
+    let server = start(&dir, &data, &[("RAILYARD_AMQP_URL", url.clone())]);
+    let lines = |kind: &str| -> Vec<Value> {
+        std::fs::read_to_string(dir.join(format!("out/{kind}.jsonl")))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    wait_until("both pipelines wrote their three", 30, || {
+        lines("sales").len() + lines("adjustments").len() >= 6
+    });
+    stop_gracefully(server);
+    for kind in ["sales", "adjustments"] {
+        let got = lines(kind);
+        assert_eq!(got.len(), 3, "{kind}: {got:?}");
+        assert!(got.iter().all(|m| m["kind"] == kind), "{kind}: {got:?}");
+        common::delete_queue(
+            &url,
+            &railyard_connectors::amqp::topic_queue(&format!("{tag}.{kind}"), &tag),
+        );
+    }
+    // The old queue is gone: a passive declare fails.
+    let gone = common::with_channel(&url, async |ch| {
+        ch.queue_declare(
+            old.as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .is_err()
+    });
+    if !gone {
+        common::delete_queue(&url, &old);
+    }
+    assert!(gone, "the emptied old queue `{old}` was deleted");
+}

@@ -107,6 +107,137 @@ pub async fn declare_topic_queues(
         .map_err(|_| format!("the broker did not answer within {OPEN_TIMEOUT:?}"))?
 }
 
+/// Moves what earlier versions left in the queue of a consumer group, `railyard.<group>`
+/// (one queue per group, shared by all its topics), into the queue of each message's topic,
+/// `railyard.<topic>.<group>`, then deletes the old queue once empty. Each message is
+/// published to its new queue through the default exchange and confirmed before it is
+/// acknowledged in the old one: a crash midway repeats a message, never loses one. A message
+/// for a topic the group no longer consumes stays where it is (the old queue is kept and
+/// reported). Returns the number of messages moved per old queue.
+pub async fn migrate_group_queues(
+    url: &str,
+    subscriptions: &[(String, String)],
+) -> Result<Vec<(String, u64)>, String> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let current: BTreeSet<String> = subscriptions
+        .iter()
+        .map(|(t, g)| topic_queue(t, g))
+        .collect();
+    let mut groups: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (topic, group) in subscriptions {
+        groups.entry(group).or_default().insert(topic);
+    }
+    let conn = tokio::time::timeout(
+        OPEN_TIMEOUT,
+        Connection::connect(url, ConnectionProperties::default()),
+    )
+    .await
+    .map_err(|_| format!("the broker did not answer within {OPEN_TIMEOUT:?}"))?
+    .map_err(|e| format!("cannot connect to the broker: {e}"))?;
+    let mut moved = Vec::new();
+    for (group, topics) in groups {
+        let old = format!("railyard.{group}");
+        if current.contains(&old) {
+            continue;
+        }
+        // A passive declare of a missing queue closes its channel: one channel per group.
+        let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
+        let exists = channel
+            .queue_declare(
+                old.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .is_ok();
+        if !exists {
+            continue;
+        }
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut count = 0u64;
+        let mut stranded = false;
+        loop {
+            let got = channel
+                .basic_get(
+                    old.as_str().into(),
+                    lapin::options::BasicGetOptions { no_ack: false },
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some(got) = got else { break };
+            let d = got.delivery;
+            let topic = d.routing_key.as_str();
+            if !topics.contains(topic) {
+                let _ = d
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await;
+                stranded = true;
+                tracing::warn!(queue = %old, topic = %topic, "A message in an old consumer-group queue is for a topic the group no longer consumes; the queue is kept.");
+                break;
+            }
+            let confirm = channel
+                .basic_publish(
+                    "".into(),
+                    topic_queue(topic, group).as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    &d.data,
+                    d.properties.clone(),
+                )
+                .await
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())?;
+            if !matches!(confirm, Confirmation::Ack(None)) {
+                let _ = d
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await;
+                return Err(format!(
+                    "moving a message from `{old}` to `{}` was not confirmed",
+                    topic_queue(topic, group)
+                ));
+            }
+            d.acker
+                .ack(BasicAckOptions::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            count += 1;
+        }
+        if !stranded {
+            channel
+                .queue_delete(
+                    old.as_str().into(),
+                    lapin::options::QueueDeleteOptions {
+                        if_empty: true,
+                        if_unused: true,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| format!("cannot delete the emptied queue `{old}`: {e}"))?;
+        }
+        moved.push((old, count));
+    }
+    let _ = conn.close(200, "migrated".into()).await;
+    Ok(moved)
+}
+
 /// Message properties Railyard carries across AMQP hops.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Props {

@@ -328,6 +328,17 @@ async fn declare_broker_topics(url: &str, live: &Live) {
         .collect();
     if let Err(e) = railyard_connectors::amqp::declare_topic_queues(url, &subscriptions).await {
         tracing::warn!(error = %e, "Could not declare the topic queues on the broker; each consumer declares its own when it connects.");
+        return;
+    }
+    match railyard_connectors::amqp::migrate_group_queues(url, &subscriptions).await {
+        Ok(moved) => {
+            for (queue, n) in moved {
+                tracing::info!(queue = %queue, messages = n, "Moved the messages of an old consumer-group queue into the queues of their topics.");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Could not move the messages of old consumer-group queues `railyard.<group>`; they stay there and are tried again at the next start or reload.");
+        }
     }
 }
 

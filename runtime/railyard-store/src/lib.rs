@@ -65,6 +65,7 @@ use self::migrations::*;
 use self::open::*;
 use self::queue::*;
 pub use async_store::AsyncStore;
+pub use open::check_file;
 pub use output_marks::{OutputMark, OutputSlot};
 
 #[derive(Debug, thiserror::Error)]
@@ -203,7 +204,10 @@ pub struct Store {
     conn: Mutex<Connection>,
     reclaimed: Reclaimed,
     /// The exclusive lock on `<file>.lock`, released when the file handle drops.
-    _lock: Option<File>,
+    /// The data directory's lock (`open` only), marked at drop.
+    lock: Option<File>,
+    /// How long `open`'s integrity check took, if it ran.
+    checked: Option<Duration>,
 }
 
 /// Messages of one buffer claimed as a batch: delete them with [`Store::batch_commit`] once

@@ -10,11 +10,20 @@ impl Store {
     /// `StoreError::Locked` if another process or another `Store` of this process holds it),
     /// checks the file (`StoreError::Corrupt`), brings its schema up to date and reclaims
     /// what the previous holder left in flight ([`Store::reclaimed`]).
+    ///
+    /// The integrity check reads the whole file (seconds per GiB, more from a cold cache),
+    /// so it runs only when the previous holder did not stop cleanly: a `Store` that is
+    /// dropped marks its lock file `<pid> stopped`, and a lock file without that mark (a
+    /// crash, a kill, a file from before the mark existed) means check.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         create_parent(path)?;
-        let lock = lock_file(path)?;
-        let mut store =
-            Store::init(open_checked(path)?, Some(lock)).map_err(|e| corrupt_at(path, e))?;
+        let (lock, previous) = lock_file(path)?;
+        let check = !previous.trim_end().ends_with(STOPPED);
+        let started = std::time::Instant::now();
+        let conn = open_checked(path, check)?;
+        let checked = check.then(|| started.elapsed());
+        let mut store = Store::init(conn, Some(lock)).map_err(|e| corrupt_at(path, e))?;
+        store.checked = checked;
         let mut conn = store.conn();
         let reclaimed = reclaim(&mut conn).map_err(|e| corrupt_at(path, e))?;
         drop(conn);
@@ -48,8 +57,15 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
             reclaimed: Reclaimed::default(),
-            _lock: lock,
+            checked: None,
+            lock,
         })
+    }
+
+    /// How long `open`'s integrity check took, when it ran (the previous holder did not stop
+    /// cleanly); `None` when it was skipped.
+    pub fn checked_at_open(&self) -> Option<Duration> {
+        self.checked
     }
 
     /// What `open` reclaimed from the previous holder of the file (all zero for
@@ -124,10 +140,14 @@ pub(crate) fn lock_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// What a cleanly stopped holder leaves after its pid in the lock file.
+pub(crate) const STOPPED: &str = " stopped";
+
 /// Takes the exclusive OS lock on `<path>.lock` and writes this process's pid into it. The
 /// OS releases the lock when the process dies, however it dies: holding it proves that no
-/// previous holder is still running.
-pub(crate) fn lock_file(path: &Path) -> Result<File, StoreError> {
+/// previous holder is still running. Returns the lock and what the previous holder left in
+/// it (its pid, and [`STOPPED`] if it stopped cleanly).
+pub(crate) fn lock_file(path: &Path) -> Result<(File, String), StoreError> {
     let lock = lock_path(path);
     let create = |source| StoreError::Create {
         path: lock.display().to_string(),
@@ -152,37 +172,70 @@ pub(crate) fn lock_file(path: &Path) -> Result<File, StoreError> {
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(create(e)),
     }
+    let mut previous = String::new();
+    let _ = file.read_to_string(&mut previous);
     file.set_len(0)
         .and_then(|()| file.rewind())
         .and_then(|()| write!(file, "{}", std::process::id()))
         .and_then(|()| file.flush())
         .map_err(create)?;
-    Ok(file)
+    Ok((file, previous))
 }
 
-/// Opens the file and runs SQLite's `quick_check` on it (pages, records, indexes: the damage
-/// an overwritten page does), before anything is written.
-pub(crate) fn open_checked(path: &Path) -> Result<Connection, StoreError> {
+impl Drop for Store {
+    /// Marks the lock file: this holder stopped cleanly, the next `open` need not check.
+    fn drop(&mut self) {
+        if let Some(file) = &mut self.lock {
+            let _ = file
+                .set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| write!(file, "{}{STOPPED}", std::process::id()))
+                .and_then(|()| file.sync_data());
+        }
+    }
+}
+
+/// Opens the file and, when `check`, runs SQLite's `quick_check` on it (pages, records,
+/// indexes: the damage an overwritten page does), before anything is written.
+pub(crate) fn open_checked(path: &Path, check: bool) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|e| corrupt_at(path, e.into()))?;
     let fresh = std::fs::metadata(path)
         .map(|m| m.len() == 0)
         .unwrap_or(true);
-    if !fresh {
-        let rows: Vec<String> = conn
-            .prepare("PRAGMA quick_check(5)")
-            .and_then(|mut s| {
-                s.query_map([], |r| r.get::<_, String>(0))?
-                    .collect::<Result<_, _>>()
-            })
-            .map_err(|e| corrupt_at(path, e.into()))?;
-        if rows.len() != 1 || rows[0] != "ok" {
-            return Err(StoreError::Corrupt {
-                path: path.display().to_string(),
-                detail: rows.join("; "),
-            });
-        }
+    if check && !fresh {
+        quick_check(&conn, path)?;
     }
     Ok(conn)
+}
+
+/// Runs SQLite's `quick_check` on the store file at `path` over a read-only connection of
+/// its own, so writers carry on meanwhile: for a runtime whose `open` skipped the check (the
+/// previous holder stopped cleanly) to check in the background.
+pub fn check_file(path: &Path) -> Result<(), StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| corrupt_at(path, e.into()))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    quick_check(&conn, path)
+}
+
+fn quick_check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let rows: Vec<String> = conn
+        .prepare("PRAGMA quick_check(5)")
+        .and_then(|mut s| {
+            s.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<_, _>>()
+        })
+        .map_err(|e| corrupt_at(path, e.into()))?;
+    if rows.len() != 1 || rows[0] != "ok" {
+        return Err(StoreError::Corrupt {
+            path: path.display().to_string(),
+            detail: rows.join("; "),
+        });
+    }
+    Ok(())
 }
 
 /// A corruption error of the file at `path` becomes [`StoreError::Corrupt`] naming it.

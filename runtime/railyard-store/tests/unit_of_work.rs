@@ -331,10 +331,46 @@ fn overwritten_pages_are_found_at_open() {
         }
     }
     std::fs::write(&path, &bytes).unwrap();
+    // The previous holder stopped cleanly: `open` skips the check (it reads the whole file),
+    // and the runtime checks in the background with `check_file`.
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.checked_at_open(), None);
+    match railyard_store::check_file(&path) {
+        Err(e) => assert!(e.is_corrupt(), "{e:?}"),
+        Ok(()) => panic!("the background check missed the damage"),
+    }
+    drop(store);
+    // A holder that did not stop cleanly (killed: its lock file holds only its pid) makes
+    // the next `open` check before anything is written.
+    std::fs::write(path.with_extension("db.lock"), "4242").unwrap();
     match Store::open(&path) {
         Err(e) => assert!(e.is_corrupt(), "{e:?}"),
-        Ok(_) => panic!("a damaged store opened"),
+        Ok(_) => panic!("a damaged store opened after an unclean stop"),
     }
+}
+
+#[test]
+fn the_integrity_check_runs_at_open_only_after_an_unclean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = path_in(&dir);
+    let lock = path.with_extension("db.lock");
+    drop(Store::open(&path).unwrap());
+    assert!(
+        std::fs::read_to_string(&lock)
+            .unwrap()
+            .ends_with(" stopped"),
+        "a dropped store marks its lock file"
+    );
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.checked_at_open(), None, "clean stop: no check");
+    assert!(
+        !std::fs::read_to_string(&lock).unwrap().contains("stopped"),
+        "a running holder's lock file holds only its pid"
+    );
+    drop(s);
+    std::fs::write(&lock, "4242").unwrap();
+    let s = Store::open(&path).unwrap();
+    assert!(s.checked_at_open().is_some(), "unclean stop: checked");
 }
 
 #[test]

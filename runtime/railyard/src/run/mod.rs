@@ -113,10 +113,20 @@ pub fn run(args: Args) -> u8 {
             return exit::USAGE;
         }
     };
-    tokio.block_on(serve(args, loaded.project, store))
+    tokio.block_on(serve(args, loaded.project, store, data.join("railyard.db")))
 }
 
-async fn serve(args: Args, project: Project, store: Store) -> u8 {
+async fn serve(args: Args, project: Project, store: Store, db_path: PathBuf) -> u8 {
+    match store.checked_at_open() {
+        Some(took) => tracing::info!(
+            took_ms = took.as_millis() as u64,
+            "The previous run did not stop cleanly: the store's integrity was checked before starting."
+        ),
+        None => tracing::debug!(
+            "The previous run stopped cleanly: the store's integrity is checked in the background."
+        ),
+    }
+    let check_in_background = store.checked_at_open().is_none();
     let reclaimed = store.reclaimed();
     if reclaimed != railyard_store::Reclaimed::default() {
         tracing::warn!(
@@ -209,6 +219,23 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
     // while it fails; a change is logged once, not every time), expired dedupe keys are
     // deleted every ten minutes.
     let (purge_stop, purge_rx) = tokio::sync::watch::channel(false);
+    // Damage the integrity check found: sticky, unlike a failed write.
+    let damaged: Arc<Mutex<Option<String>>> = Arc::default();
+    if check_in_background {
+        let damaged = damaged.clone();
+        tokio::spawn(async move {
+            let checked =
+                tokio::task::spawn_blocking(move || railyard_store::check_file(&db_path)).await;
+            if let Ok(Err(e)) = checked
+                && e.is_corrupt()
+            {
+                tracing::error!(error = %e, "The store is damaged; webhooks answer 503 and /ready is 503. Stop railyard and restore the data directory.");
+                *damaged
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
+            }
+        });
+    }
     let purger = {
         let (rt, mut stop) = (rt.clone(), purge_rx);
         tokio::spawn(async move {
@@ -219,12 +246,23 @@ async fn serve(args: Args, project: Project, store: Store) -> u8 {
                     _ = stop.changed() => return,
                 }
                 tick += 1;
-                let checked = rt.db.run(|s| s.check_writable(outputs::now_ms())).await;
+                let damage = damaged
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                let checked = match damage {
+                    Some(d) => Err(d),
+                    None => rt
+                        .db
+                        .run(|s| s.check_writable(outputs::now_ms()))
+                        .await
+                        .map_err(|e| e.to_string()),
+                };
                 let ok = checked.is_ok();
                 *rt.store_problem
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    checked.as_ref().err().map(ToString::to_string);
+                    checked.as_ref().err().cloned();
                 if rt.store_ok.swap(ok, Ordering::Relaxed) != ok {
                     match checked {
                         Err(e) => {

@@ -109,7 +109,7 @@ fn read_json(files: &dyn ProjectFiles, path: &str) -> Result<Value, String> {
         }
         ReadError::Other(m) => format!("cannot read `{path}`: {m}"),
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("fixture `{path}` is not valid JSON: {e}"))
+    crate::json::parse_payload(&bytes).map_err(|e| format!("fixture `{path}` {e}"))
 }
 
 fn input_of(

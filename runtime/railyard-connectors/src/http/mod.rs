@@ -1,7 +1,8 @@
 //! The HTTP input: one route per pipeline with an `http:` input.
 //!
 //! Request checks run in the order a platform's engineer would debug them: route (404),
-//! method (405), content type (415), size (413), API key and signature (401), JSON (400).
+//! method (405), content type (415), size (413), API key and signature (401), JSON (400: not
+//! JSON, a duplicate key, an integer beyond 64 bits; see [`railyard_core::json`]).
 //! Only then is the message handed off; the 202 with the message id is sent after the
 //! hand-off confirmed it durable. A hand-off that cannot take the message answers 503 with
 //! `Retry-After`, so the platform retries instead of losing it.
@@ -254,14 +255,10 @@ async fn dispatch(State(state): State<HttpState>, request: Request) -> Response 
         tracing::warn!(pipeline = %route.pipeline, reason = %e, "Rejected unsigned webhook.");
         return problem(StatusCode::UNAUTHORIZED, e.to_string());
     }
-    let body: Value = match serde_json::from_slice(&bytes) {
+    // The one JSON intake: a duplicate key or an integer beyond 64 bits is a 400 naming it.
+    let body = match railyard_core::json::parse_payload(&bytes) {
         Ok(v) => v,
-        Err(e) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                format!("body is not valid JSON: {e}"),
-            );
-        }
+        Err(e) => return problem(StatusCode::BAD_REQUEST, format!("body {e}")),
     };
     let mut headers = Map::new();
     for (k, v) in &parts.headers {

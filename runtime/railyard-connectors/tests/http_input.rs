@@ -307,3 +307,22 @@ async fn webhook_json_is_taken_exactly_as_written_or_refused() {
     assert_eq!(seen[0].body["order_id"].as_u64(), Some(u64::MAX));
     assert_eq!(seen[1].body, serde_json::json!({"order_id": 1}));
 }
+
+/// Keys that share a prefix with a real key, longer or shorter, are refused like any other.
+#[tokio::test]
+async fn api_keys_of_other_lengths_are_refused() {
+    let (app, seen) = app(false);
+    for key in ["k-on", "k-one-", "k-onex", "k-twok-two", ""] {
+        let (s, _, j) = send(app.clone(), keyed(key, "{}")).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{key:?}: {j}");
+    }
+    assert!(seen.lock().unwrap().is_empty());
+    let keys = ["k-one".to_string(), "k-two".to_string()];
+    assert!(railyard_connectors::http::api_key_matches(&keys, b"k-two"));
+    assert!(railyard_connectors::http::api_key_matches(&keys, b"k-one"));
+    assert!(!railyard_connectors::http::api_key_matches(
+        &keys,
+        b"k-one k-two"
+    ));
+    assert!(!railyard_connectors::http::api_key_matches(&[], b""));
+}

@@ -170,12 +170,20 @@ fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
-/// Compares two byte strings in time independent of where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Whether `given` is one of `keys`, in time independent of the keys' contents and lengths
+/// and of which key matched: both sides are hashed to SHA-256 digests (fixed length) and
+/// compared with `digest`'s constant-time equality ([`CtOutput`]), every key in turn.
+///
+/// [`CtOutput`]: hmac::digest::CtOutput
+pub fn api_key_matches(keys: &[String], given: &[u8]) -> bool {
+    use hmac::digest::CtOutput;
+    use sha2::{Digest, Sha256};
+    let given = CtOutput::<Sha256>::new(Sha256::digest(given));
+    keys.iter().fold(false, |found, key| {
+        let key = CtOutput::<Sha256>::new(Sha256::digest(key.as_bytes()));
+        // `|` rather than `||`: no early exit once one key matched.
+        found | (key == given)
+    })
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -242,7 +250,7 @@ async fn dispatch(State(state): State<HttpState>, request: Request) -> Response 
         let given = header_str(&parts.headers, name)
             .unwrap_or_default()
             .as_bytes();
-        if !keys.iter().any(|k| constant_time_eq(k.as_bytes(), given)) {
+        if !api_key_matches(keys, given) {
             return problem(
                 StatusCode::UNAUTHORIZED,
                 format!("missing or unknown API key in `{name}`"),

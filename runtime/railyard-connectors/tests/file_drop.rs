@@ -287,6 +287,50 @@ fn json_is_one_record_and_a_syntax_error_names_its_line() {
     assert_eq!(malformed_line(&err), 3);
 }
 
+/// JSON records go through the one JSON intake: a duplicate key or an integer beyond 64 bits
+/// makes the file malformed at its line (never a record with a guessed value), and a BOM at
+/// the start of a JSON or JSON-lines file is dropped.
+#[test]
+fn json_records_are_exact_or_the_file_is_malformed_at_the_line() {
+    let (_root, drop) = setup(&config(FileFormat::Jsonl));
+    let dup = put(
+        &drop,
+        "dup.jsonl",
+        b"{\"sku\":\"A1\",\"qty\":1}\n{\"sku\":\"A2\",\"qty\":1,\"qty\":1000}\n",
+    );
+    let err = drop.read(&dup).unwrap_err();
+    assert_eq!(malformed_line(&err), 2);
+    assert!(err.to_string().contains("the key `qty` twice"), "{err}");
+
+    let big = put(
+        &drop,
+        "big-id.jsonl",
+        b"{\"id\":1}\n\n{\"id\":18446744073709551617}\n",
+    );
+    let err = drop.read(&big).unwrap_err();
+    assert_eq!(malformed_line(&err), 3);
+    assert!(
+        err.to_string().contains("integer 18446744073709551617"),
+        "{err}"
+    );
+
+    let bom = put(&drop, "bom.jsonl", b"\xEF\xBB\xBF{\"id\":1}\n{\"id\":2}\n");
+    let records = drop.read(&bom).unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].value, json!({"id": 1}));
+
+    let (_root, drop) = setup(&config(FileFormat::Json));
+    let dup = put(&drop, "dup.json", b"{\n  \"a\": 1,\n  \"a\": 2\n}\n");
+    let err = drop.read(&dup).unwrap_err();
+    assert_eq!(malformed_line(&err), 3);
+    assert!(err.to_string().contains("the key `a` twice"), "{err}");
+    let bom = put(&drop, "bom.json", b"\xEF\xBB\xBF[18446744073709551615]");
+    assert_eq!(
+        drop.read(&bom).unwrap()[0].value[0].as_u64(),
+        Some(u64::MAX)
+    );
+}
+
 #[test]
 fn a_file_over_the_size_limit_is_refused() {
     let (_root, drop) = setup(&config(FileFormat::Jsonl));

@@ -254,3 +254,75 @@ async fn a_busy_handoff_answers_503_with_retry_after() {
     assert_eq!(h["retry-after"], "7");
     assert_eq!(j["error"], "store is busy");
 }
+
+fn keyed(key: &str, body: impl Into<Body>) -> Request<Body> {
+    Request::post("/hooks/limited")
+        .header("content-type", "application/json")
+        .header("x-api-key", key)
+        .body(body.into())
+        .unwrap()
+}
+
+/// The reproductions of "numbers and JSON edge cases": `2^64` and `2^64+1` were the same
+/// order id, and `"amount":1,"amount":1000` was 1000. Both are now a 400 naming the problem,
+/// and a BOM-prefixed body is taken as the JSON after it.
+#[tokio::test]
+async fn webhook_json_is_taken_exactly_as_written_or_refused() {
+    let (app, seen) = app(false);
+    for (body, says) in [
+        (
+            r#"{"order_id":18446744073709551616}"#,
+            "integer 18446744073709551616",
+        ),
+        (
+            r#"{"order_id":18446744073709551617}"#,
+            "integer 18446744073709551617",
+        ),
+        (r#"{"amount":1,"amount":1000}"#, "the key `amount` twice"),
+    ] {
+        let (s, _, j) = send(app.clone(), keyed("k-one", body)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {j}");
+        let error = j["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("body has ") && error.contains(says),
+            "{error}"
+        );
+    }
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "nothing refused was handed off"
+    );
+
+    let (s, _, j) = send(
+        app.clone(),
+        keyed("k-one", r#"{"order_id":18446744073709551615}"#),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{j}");
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend_from_slice(br#"{"order_id":1}"#);
+    let (s, _, j) = send(app, keyed("k-one", bom)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{j}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0].body["order_id"].as_u64(), Some(u64::MAX));
+    assert_eq!(seen[1].body, serde_json::json!({"order_id": 1}));
+}
+
+/// Keys that share a prefix with a real key, longer or shorter, are refused like any other.
+#[tokio::test]
+async fn api_keys_of_other_lengths_are_refused() {
+    let (app, seen) = app(false);
+    for key in ["k-on", "k-one-", "k-onex", "k-twok-two", ""] {
+        let (s, _, j) = send(app.clone(), keyed(key, "{}")).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{key:?}: {j}");
+    }
+    assert!(seen.lock().unwrap().is_empty());
+    let keys = ["k-one".to_string(), "k-two".to_string()];
+    assert!(railyard_connectors::http::api_key_matches(&keys, b"k-two"));
+    assert!(railyard_connectors::http::api_key_matches(&keys, b"k-one"));
+    assert!(!railyard_connectors::http::api_key_matches(
+        &keys,
+        b"k-one k-two"
+    ));
+    assert!(!railyard_connectors::http::api_key_matches(&[], b""));
+}

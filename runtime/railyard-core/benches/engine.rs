@@ -10,6 +10,8 @@
 //!   RetrieveOrder fixture.
 //! - For the record, the same Shopify field map evaluated with the `jmespath` crate (which
 //!   converts every input into its own value type) instead of jpx-core.
+//! - JSON intake: `railyard_core::json::parse_payload` (what webhooks, file drops, AMQP and
+//!   the CLI parse with) against `serde_json::from_slice` on the Shopify fixture.
 //!
 //! Run: `cargo bench -p railyard-core --bench engine`.
 
@@ -133,6 +135,19 @@ fn bench(c: &mut Criterion) {
     g.bench_function("map-only-jpx-core", |b| {
         let body: Value = serde_json::from_slice(&shopify).expect("json");
         b.iter(|| mapping.apply(&project.rhai, &body).expect("map"))
+    });
+    g.finish();
+
+    // The JSON intake every payload goes through (duplicate keys refused, integers beyond
+    // 64 bits refused, a BOM dropped) against plain `serde_json::from_slice`, on the same
+    // 13.8 KB Shopify order. Quote `from_slice time / parse_payload time`.
+    let mut g = c.benchmark_group("json-intake");
+    g.throughput(Throughput::Bytes(shopify.len() as u64));
+    g.bench_function("serde_json-from_slice", |b| {
+        b.iter(|| serde_json::from_slice::<Value>(&shopify).expect("json"))
+    });
+    g.bench_function("parse_payload", |b| {
+        b.iter(|| railyard_core::json::parse_payload(&shopify).expect("json"))
     });
     g.finish();
 

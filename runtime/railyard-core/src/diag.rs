@@ -130,6 +130,9 @@ codes! {
     UnknownPlugin => "unknown-plugin",
     /// A file referenced from a pipeline or mapping (fixture, script) does not exist.
     MissingFile => "missing-file",
+    /// A file the project names (fixture, script, schema, table, plugin), or a symlink in the
+    /// project, resolves outside the project directory; the loader does not read it.
+    OutsideProject => "outside-project",
     /// Two pipelines or two mappings share a name, or two pipelines share an HTTP path.
     DuplicateName => "duplicate-name",
     /// The schema a step produces is not the schema the next step accepts.

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod env;
 pub mod expr;
 pub mod functions;
+pub mod json;
 pub mod model;
 pub mod project;
 pub mod schema;

@@ -326,16 +326,18 @@ fn parse_schema_text(src: &SchemaSource, diags: &mut Vec<Diagnostic>) -> Option<
             }
         }
     } else {
-        match serde_json::from_str::<Value>(text) {
+        match crate::json::parse_payload(text.as_bytes()) {
             Ok(v) => v,
             Err(e) => {
                 let offset = src.text.offset_of(e.line(), e.column());
+                let message = match &e {
+                    crate::json::PayloadError::Syntax { message, .. } => {
+                        format!("invalid JSON: {message}")
+                    }
+                    other => format!("the schema {}", other.reason()),
+                };
                 diags.push(
-                    Diagnostic::error(
-                        Code::JsonSyntax,
-                        format!("invalid JSON: {}", strip_position(&e)),
-                    )
-                    .at(&src.path, Span::at(offset)),
+                    Diagnostic::error(Code::JsonSyntax, message).at(&src.path, Span::at(offset)),
                 );
                 return None;
             }

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use crate::engine::{Engine, MemoryState, Origin, Outcome};
 use crate::model::OrShort;
 use crate::model::pipeline::{Expectation, ExpectedBody, TestInput};
-use crate::project::{MAX_DATA_BYTES, Mapping, Pipeline, Project, ProjectFiles, ReadError};
+use crate::project::{MAX_DATA_BYTES, Mapping, Pipeline, Project, ProjectFiles, project_path};
 use crate::schema::violations;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,16 +100,14 @@ pub fn run_tests(
     results
 }
 
-fn read_json(files: &dyn ProjectFiles, path: &str) -> Result<Value, String> {
-    let path = path.trim_start_matches("./");
-    let bytes = files.read(path, MAX_DATA_BYTES).map_err(|e| match e {
-        ReadError::NotFound => format!("fixture `{path}` does not exist"),
-        ReadError::TooLarge { size, limit } => {
-            format!("fixture `{path}` is {size} bytes, over {limit}")
-        }
-        ReadError::Other(m) => format!("cannot read `{path}`: {m}"),
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("fixture `{path}` is not valid JSON: {e}"))
+/// Reads a JSON fixture named in a test, through the same confinement and JSON intake as
+/// everything else ([`project_path`], [`crate::json::parse_payload`]).
+fn read_json(files: &dyn ProjectFiles, written: &str) -> Result<Value, String> {
+    let path = project_path(written).map_err(|e| e.describe("fixture", written))?;
+    let bytes = files
+        .read(&path, MAX_DATA_BYTES)
+        .map_err(|e| e.describe("fixture", &path))?;
+    crate::json::parse_payload(&bytes).map_err(|e| format!("fixture `{path}` {e}"))
 }
 
 fn input_of(

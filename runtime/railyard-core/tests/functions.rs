@@ -1256,7 +1256,12 @@ fn parse_file_reads_json_tables() {
     );
     assert!(e(br#"[{"key": "a"}, 3]"#).contains("element 1 is number `3`, expected an object"));
     assert!(e(br#""text""#).contains("a JSON table must be an object"));
-    assert!(e(b"{").contains("(tables/m.json): invalid JSON"));
+    assert!(e(b"{").contains("(tables/m.json): the file is not valid JSON"));
+    assert!(
+        e(br#"{"S1": 1, "S1": 2}"#).contains("the file has the key `S1` twice"),
+        "{}",
+        e(br#"{"S1": 1, "S1": 2}"#)
+    );
     assert_eq!(
         Tables::parse_file("m", "tables/m.yaml", b"a: 1").unwrap_err(),
         "table `m` (tables/m.yaml): unsupported file type; a table is a `.json` or `.csv` file"

@@ -84,7 +84,8 @@ pub fn check_project_dir(dir: &std::path::Path) -> Result<(), String> {
     }
 }
 
-/// Reads a JSON payload from a file or `-` (stdin), bounded.
+/// Reads a JSON payload from a file or `-` (stdin), bounded, through the one JSON intake
+/// ([`railyard_core::json::parse_payload`]).
 pub fn read_payload(file: Option<&PathBuf>) -> Result<(String, serde_json::Value), String> {
     use std::io::Read;
     const LIMIT: u64 = 64 << 20;
@@ -106,14 +107,7 @@ pub fn read_payload(file: Option<&PathBuf>) -> Result<(String, serde_json::Value
     if bytes.len() as u64 > LIMIT {
         return Err(format!("`{name}` is larger than {} MiB", LIMIT >> 20));
     }
-    let value = serde_json::from_slice(&bytes).map_err(|e| {
-        format!(
-            "`{name}` is not valid JSON: {} (line {}, column {})",
-            railyard_core::schema::strip_position(&e),
-            e.line(),
-            e.column()
-        )
-    })?;
+    let value = railyard_core::json::parse_payload(&bytes).map_err(|e| format!("`{name}` {e}"))?;
     Ok((name, value))
 }
 

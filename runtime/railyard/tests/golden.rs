@@ -25,6 +25,13 @@ fn setup(code: Code, dir: &Path) {
             #[cfg(unix)]
             std::os::unix::fs::symlink(".", dir.join("pipelines/loop")).expect("symlink");
         }
+        Code::OutsideProject => {
+            // A schema that is a symlink to a file beside the project, not in it.
+            let secret = dir.parent().expect("parent").join("secret.json");
+            std::fs::write(&secret, r#"{"password": "hunter2"}"#).expect("write");
+            #[cfg(unix)]
+            std::os::unix::fs::symlink(&secret, dir.join("schemas/leak.json")).expect("symlink");
+        }
         Code::FileTooLarge => {
             let line = "# generated filler to make the file large\n";
             let body = line.repeat((9 << 20) / line.len() + 1);

@@ -588,13 +588,8 @@ fn hot_reload_swaps_valid_changes_and_keeps_serving_through_invalid_ones() {
     assert_eq!(post("/second", 5), 404);
     drop(server);
 
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("out.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     assert_eq!(
-        lines,
+        common::jsonl(&dir.join("out.jsonl")),
         vec![
             serde_json::json!({"id": 1, "v": 1}),
             serde_json::json!({"id": 2, "v": 2}),

@@ -10,8 +10,10 @@
 //! - [`FileDrop::read`] turns a file into [`Record`]s, each with the 1-based source line it
 //!   starts on: CSV → one JSON object of strings per row keyed by the header (an array of
 //!   strings with `header: false`); `jsonl` → one value per non-empty line; `json` → the whole
-//!   file as one record. A UTF-8 BOM and CRLF line ends are accepted. A malformed file (a CSV
-//!   row with the wrong number of fields, invalid JSON, bytes that are not UTF-8) is a
+//!   file as one record; JSON goes through the one JSON intake
+//!   ([`railyard_core::json::parse_payload`]). A UTF-8 BOM and CRLF line ends are accepted. A
+//!   malformed file (a CSV row with the wrong number of fields, invalid JSON, a duplicate key
+//!   or an integer beyond 64 bits in a JSON record, bytes that are not UTF-8) is a
 //!   [`FileError::Malformed`] naming the line; no records are returned for it, so a file is
 //!   either handed off whole or not at all.
 //! - [`FileDrop::finish`] moves the file to `done_dir` or `failed_dir` (no-clobber: on a name
@@ -71,6 +73,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use railyard_core::json::{PayloadError, parse_payload};
 use railyard_core::model::pipeline::{FileFormat, FileInput};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -707,13 +710,7 @@ fn parse_jsonl(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, FileError> {
         if text.is_empty() {
             continue;
         }
-        let value = serde_json::from_str(text).map_err(|e| {
-            FileError::malformed(
-                path,
-                Some(line),
-                format!("invalid JSON at column {}: {e}", e.column()),
-            )
-        })?;
+        let value = parse_payload(text.as_bytes()).map_err(|e| payload_error(path, line, &e))?;
         out.push(Record { line, value });
     }
     Ok(out)
@@ -728,14 +725,19 @@ fn parse_json(path: &Path, bytes: &[u8]) -> Result<Vec<Record>, FileError> {
             + 1;
         FileError::malformed(path, Some(line), "not valid UTF-8")
     })?;
-    let value = serde_json::from_str(text).map_err(|e| {
-        FileError::malformed(
-            path,
-            Some(e.line() as u64),
-            format!("invalid JSON at column {}: {e}", e.column()),
-        )
-    })?;
+    let value =
+        parse_payload(text.as_bytes()).map_err(|e| payload_error(path, e.line() as u64, &e))?;
     Ok(vec![Record { line: 1, value }])
+}
+
+/// A record refused by the JSON intake ([`parse_payload`]): not JSON, a duplicate key, an
+/// integer beyond 64 bits.
+fn payload_error(path: &Path, line: u64, e: &PayloadError) -> FileError {
+    let what = match e {
+        PayloadError::Syntax { message, .. } => format!("invalid JSON: {message}"),
+        other => format!("the record {}", other.reason()),
+    };
+    FileError::malformed(path, Some(line), format!("{what} (column {})", e.column()))
 }
 
 /// Moves `from` into `dir` under `name`, or `stem-N.ext` when taken. The hard link refuses

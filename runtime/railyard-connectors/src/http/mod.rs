@@ -1,7 +1,8 @@
 //! The HTTP input: one route per pipeline with an `http:` input.
 //!
 //! Request checks run in the order a platform's engineer would debug them: route (404),
-//! method (405), content type (415), size (413), API key and signature (401), JSON (400).
+//! method (405), content type (415), size (413), API key and signature (401), JSON (400: not
+//! JSON, a duplicate key, an integer beyond 64 bits; see [`railyard_core::json`]).
 //! Only then is the message handed off; the 202 with the message id is sent after the
 //! hand-off confirmed it durable. A hand-off that cannot take the message answers 503 with
 //! `Retry-After`, so the platform retries instead of losing it.
@@ -170,12 +171,20 @@ fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
-/// Compares two byte strings in time independent of where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Whether `given` is one of `keys`, in time independent of the keys' contents and lengths
+/// and of which key matched: both sides are hashed to SHA-256 digests (fixed length) and
+/// compared with `digest`'s constant-time equality ([`CtOutput`]), every key in turn.
+///
+/// [`CtOutput`]: hmac::digest::CtOutput
+pub fn api_key_matches(keys: &[String], given: &[u8]) -> bool {
+    use hmac::digest::CtOutput;
+    use sha2::{Digest, Sha256};
+    let given = CtOutput::<Sha256>::new(Sha256::digest(given));
+    keys.iter().fold(false, |found, key| {
+        let key = CtOutput::<Sha256>::new(Sha256::digest(key.as_bytes()));
+        // `|` rather than `||`: no early exit once one key matched.
+        found | (key == given)
+    })
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -242,7 +251,7 @@ async fn dispatch(State(state): State<HttpState>, request: Request) -> Response 
         let given = header_str(&parts.headers, name)
             .unwrap_or_default()
             .as_bytes();
-        if !keys.iter().any(|k| constant_time_eq(k.as_bytes(), given)) {
+        if !api_key_matches(keys, given) {
             return problem(
                 StatusCode::UNAUTHORIZED,
                 format!("missing or unknown API key in `{name}`"),
@@ -255,14 +264,10 @@ async fn dispatch(State(state): State<HttpState>, request: Request) -> Response 
         tracing::warn!(pipeline = %route.pipeline, reason = %e, "Rejected unsigned webhook.");
         return problem(StatusCode::UNAUTHORIZED, e.to_string());
     }
-    let body: Value = match serde_json::from_slice(&bytes) {
+    // The one JSON intake: a duplicate key or an integer beyond 64 bits is a 400 naming it.
+    let body = match railyard_core::json::parse_payload(&bytes) {
         Ok(v) => v,
-        Err(e) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                format!("body is not valid JSON: {e}"),
-            );
-        }
+        Err(e) => return problem(StatusCode::BAD_REQUEST, format!("body {e}")),
     };
     let mut headers = Map::new();
     for (k, v) in &parts.headers {

@@ -36,7 +36,7 @@ impl Tables {
 }
 
 fn parse_json_table(text: &str) -> Result<Value, String> {
-    let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+    let value = crate::json::parse_payload(text.as_bytes()).map_err(|e| format!("the file {e}"))?;
     match value {
         Value::Object(_) => Ok(value),
         Value::Array(rows) => {

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use self::check::{OutputDef, PIPELINE_KEYS, Pipeline, Step, SwitchCaseDef};
-pub use self::files::{Listing, MemFiles, ProjectFiles, ReadError};
+pub use self::files::{Listing, MemFiles, ProjectFiles, ReadError, project_path};
+pub(crate) use self::files::{Named, RefKind};
 pub use self::plan::{InputSpec, OutputSpec, pipeline_topic};
 use crate::diag::{Code, Diagnostic, Severity, SourceText, Span};
 use crate::expr::{JmesPath, RhaiScript, rhai_engine};
@@ -262,52 +263,51 @@ impl Loader<'_> {
 
     fn list(&mut self, dir: &str) -> Vec<String> {
         let listing = self.files.list(dir);
-        for (path, reason) in listing.errors {
-            self.push(
-                Diagnostic::error(Code::Io, format!("cannot read `{path}`: {reason}"))
-                    .at(path, Span::default()),
-            );
+        for (path, error) in listing.errors {
+            self.push(error.diagnostic(&path, Named::Listed));
         }
         listing.files
     }
 
+    /// Reads a file the project names — found in a project directory, or written in a config
+    /// file — as `(project-relative path, bytes)`; or the diagnostic saying why it cannot,
+    /// at the reference when there is one. Every file the loader reads goes through here:
+    /// [`project_path`] refuses a path that leaves the project as written, and the
+    /// [`ProjectFiles`] implementation one that leaves it through a symlink.
+    pub(crate) fn read_file(
+        &self,
+        written: &str,
+        limit: u64,
+        named: Named<'_>,
+    ) -> Result<(String, Vec<u8>), Diagnostic> {
+        let path = project_path(written).map_err(|e| e.diagnostic(written, named))?;
+        match self.files.read(&path, limit) {
+            Ok(bytes) => Ok((path, bytes)),
+            Err(e) => Err(e.diagnostic(&path, named)),
+        }
+    }
+
     /// Reads a text file, reporting why it cannot be used.
-    pub(crate) fn read_text(&mut self, path: &str, limit: u64) -> Option<SourceText> {
-        if let Some(src) = self.sources.get(path) {
+    pub(crate) fn read_text(
+        &mut self,
+        written: &str,
+        limit: u64,
+        named: Named<'_>,
+    ) -> Option<SourceText> {
+        if let Some(src) = self.sources.get(written) {
             return Some(src.clone());
         }
-        let bytes = match self.files.read(path, limit) {
-            Ok(b) => b,
-            Err(ReadError::NotFound) => {
-                self.push(
-                    Diagnostic::error(Code::Io, format!("`{path}` does not exist"))
-                        .at(path, Span::default()),
-                );
-                return None;
-            }
-            Err(ReadError::TooLarge { size, limit }) => {
-                self.push(
-                    Diagnostic::error(
-                        Code::FileTooLarge,
-                        format!(
-                            "file is {:.1} MiB, more than the {} MiB this loader reads",
-                            size as f64 / (1u64 << 20) as f64,
-                            limit >> 20
-                        ),
-                    )
-                    .at(path, Span::default())
-                    .with_help("pipeline, mapping and schema files are small; is this a data file in the wrong directory?"),
-                );
-                return None;
-            }
-            Err(ReadError::Other(reason)) => {
-                self.push(
-                    Diagnostic::error(Code::Io, format!("cannot read `{path}`: {reason}"))
-                        .at(path, Span::default()),
-                );
+        let (path, bytes) = match self.read_file(written, limit, named) {
+            Ok(read) => read,
+            Err(d) => {
+                self.push(d);
                 return None;
             }
         };
+        let path = path.as_str();
+        if let Some(src) = self.sources.get(path) {
+            return Some(src.clone());
+        }
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
         let text = match std::str::from_utf8(bytes) {
             Ok(t) => t.to_string(),
@@ -464,19 +464,12 @@ impl Loader<'_> {
         from_file: &str,
         reference: &crate::Spanned<String>,
     ) -> Option<RhaiScript> {
-        let path = reference.value.trim_start_matches("./").to_string();
-        if self.files.read(&path, MAX_CONFIG_BYTES) == Err(ReadError::NotFound) {
-            self.push(
-                Diagnostic::error(
-                    Code::MissingFile,
-                    format!("script file `{path}` does not exist"),
-                )
-                .at(from_file, reference.span)
-                .with_help("paths are relative to the project root, e.g. `mappings/order.rhai`"),
-            );
-            return None;
-        }
-        let src = self.read_text(&path, MAX_CONFIG_BYTES)?;
+        let named = Named::Referenced {
+            file: from_file,
+            span: reference.span,
+            kind: RefKind::Script,
+        };
+        let src = self.read_text(&reference.value, MAX_CONFIG_BYTES, named)?;
         self.compile_rhai_source(&src)
     }
 
@@ -506,25 +499,14 @@ impl Loader<'_> {
         from_file: &str,
         reference: &crate::Spanned<String>,
     ) -> bool {
-        let path = reference.value.trim_start_matches("./");
-        let problem = match self.files.read(path, MAX_DATA_BYTES) {
-            Ok(_) => return true,
-            Err(ReadError::NotFound) => Diagnostic::error(
-                Code::MissingFile,
-                format!("fixture `{path}` does not exist"),
-            )
-            .with_help(
-                "paths are relative to the project root, e.g. `tests/fixtures/shopify/order.json`",
-            ),
-            Err(ReadError::TooLarge { size, limit }) => Diagnostic::error(
-                Code::FileTooLarge,
-                format!("fixture `{path}` is {size} bytes, more than {limit}"),
-            ),
-            Err(ReadError::Other(reason)) => {
-                Diagnostic::error(Code::Io, format!("cannot read `{path}`: {reason}"))
-            }
+        let named = Named::Referenced {
+            file: from_file,
+            span: reference.span,
+            kind: RefKind::Fixture,
         };
-        let mut d = problem.at(from_file, reference.span);
+        let Err(mut d) = self.read_file(&reference.value, MAX_DATA_BYTES, named) else {
+            return true;
+        };
         if self.options.purpose == Purpose::Run {
             d.severity = Severity::Warning;
             d.label =
@@ -540,7 +522,7 @@ impl Loader<'_> {
             if !(path.ends_with(".json") || is_yaml(&path)) {
                 continue;
             }
-            if let Some(text) = self.read_text(&path, MAX_DATA_BYTES) {
+            if let Some(text) = self.read_text(&path, MAX_DATA_BYTES, Named::Listed) {
                 let rel = path.strip_prefix("schemas/").unwrap_or(&path).to_string();
                 sources.push(SchemaSource { path, rel, text });
             }
@@ -573,23 +555,10 @@ impl Loader<'_> {
                 );
                 continue;
             }
-            let bytes = match self.files.read(&path, MAX_DATA_BYTES) {
-                Ok(b) => b,
-                Err(ReadError::TooLarge { size, limit }) => {
-                    self.push(
-                        Diagnostic::error(
-                            Code::FileTooLarge,
-                            format!("table is {size} bytes, more than {limit}"),
-                        )
-                        .at(&path, Span::default()),
-                    );
-                    continue;
-                }
-                Err(e) => {
-                    self.push(
-                        Diagnostic::error(Code::Io, format!("cannot read `{path}`: {e:?}"))
-                            .at(&path, Span::default()),
-                    );
+            let bytes = match self.read_file(&path, MAX_DATA_BYTES, Named::Listed) {
+                Ok((_, b)) => b,
+                Err(d) => {
+                    self.push(d);
                     continue;
                 }
             };
@@ -616,7 +585,7 @@ impl Loader<'_> {
                 continue;
             };
             let name = name.replace('/', "::");
-            let Some(src) = self.read_text(&path, MAX_CONFIG_BYTES) else {
+            let Some(src) = self.read_text(&path, MAX_CONFIG_BYTES, Named::Listed) else {
                 continue;
             };
             if let Some(script) = self.compile_rhai_source(&src) {
@@ -655,7 +624,7 @@ impl Loader<'_> {
             if !is_yaml(&path) {
                 continue;
             }
-            let Some(src) = self.read_text(&path, MAX_CONFIG_BYTES) else {
+            let Some(src) = self.read_text(&path, MAX_CONFIG_BYTES, Named::Listed) else {
                 continue;
             };
             let Some(node) = self.parse_yaml(&src) else {
@@ -801,7 +770,7 @@ impl Loader<'_> {
             if !is_yaml(&path) {
                 continue;
             }
-            let Some(src) = self.read_text(&path, MAX_CONFIG_BYTES) else {
+            let Some(src) = self.read_text(&path, MAX_CONFIG_BYTES, Named::Listed) else {
                 continue;
             };
             let Some(node) = self.parse_yaml(&src) else {

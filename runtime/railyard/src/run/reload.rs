@@ -64,12 +64,37 @@ pub(crate) fn watch_project(
 pub(crate) fn fingerprint(dir: &std::path::Path) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut entries = Vec::new();
+    // A symlink out of the project counts as itself (the loader reports it), and is not
+    // walked: the loader never reads what is behind it.
+    let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let outside = |path: &std::path::Path| {
+        path.strip_prefix(dir).is_ok_and(|rel| {
+            crate::fs::confine(&root, &rel.to_string_lossy())
+                == Err(railyard_core::project::ReadError::OutsideProject)
+        })
+    };
     for sub in PROJECT_DIRS {
-        for e in walkdir::WalkDir::new(dir.join(sub))
+        let mut walk = walkdir::WalkDir::new(dir.join(sub))
             .follow_links(true)
-            .into_iter()
-            .flatten()
-        {
+            .into_iter();
+        while let Some(entry) = walk.next() {
+            let e = match entry {
+                Ok(e) => e,
+                Err(err) => {
+                    // A loop, a dangling link, a permission problem: the loader reports it.
+                    if let Some(p) = err.path() {
+                        entries.push((p.to_path_buf(), 0, None));
+                    }
+                    continue;
+                }
+            };
+            if e.path_is_symlink() && outside(e.path()) {
+                entries.push((e.path().to_path_buf(), 0, None));
+                if e.file_type().is_dir() {
+                    walk.skip_current_dir();
+                }
+                continue;
+            }
             if let Ok(m) = e.metadata()
                 && m.is_file()
             {

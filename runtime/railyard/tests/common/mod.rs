@@ -291,6 +291,15 @@ pub fn metric(metrics: &str, line_prefix: &str) -> Option<f64> {
 }
 
 /// Polls `done` every 100 ms; fails the test after `secs` seconds, naming `what`.
+/// The JSON values of a JSON-lines file, one a line.
+pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 pub fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !done() {

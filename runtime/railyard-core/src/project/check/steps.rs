@@ -54,8 +54,10 @@ pub(super) fn check_steps(
                                 .filter_map(|id| ctx.schemas.get(id).map(|e| e.file.clone())),
                         );
                         if let Some(f) = &mapping.def.rhai_file {
-                            ctx.depends_on
-                                .insert(f.value.trim_start_matches("./").to_string());
+                            ctx.depends_on.insert(
+                                crate::project::project_path(&f.value)
+                                    .unwrap_or_else(|_| f.value.clone()),
+                            );
                         }
                         expect_schema(
                             l,
@@ -318,8 +320,10 @@ pub(super) fn check_steps(
                 let script = match (&v.rhai, &v.file) {
                     (Some(r), None) => l.rhai_inline(&file, &text, r),
                     (None, Some(f)) => {
-                        ctx.depends_on
-                            .insert(f.value.trim_start_matches("./").to_string());
+                        ctx.depends_on.insert(
+                            crate::project::project_path(&f.value)
+                                .unwrap_or_else(|_| f.value.clone()),
+                        );
                         l.rhai_file(&file, f)
                     }
                     _ => {

@@ -127,18 +127,26 @@ pub(crate) async fn amqp_topic_input(
     let stopping = stop.clone();
     railyard_connectors::amqp::consume(config, stop, move |data, props, attempt| {
         let (topic, group) = (topic.clone(), group.clone());
-        amqp_delivery(
-            rt.clone(),
-            pipeline.clone(),
-            attempt,
-            stopping.clone(),
-            move |rt| {
-                let raw = serde_json::from_slice::<Value>(&data)
-                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&data).into_owned()));
+        let (rt, pipeline, stopping) = (rt.clone(), pipeline.clone(), stopping.clone());
+        async move {
+            let raw = match delivery_body(&data) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    let origin = Origin {
+                        id: props.message_id,
+                        correlation_id: props.correlation_id,
+                        source: format!("topic:{topic}"),
+                        ..Origin::default()
+                    };
+                    return refuse_delivery(&rt, &pipeline, &data, origin, e, stopping).await;
+                }
+            };
+            let input = move |rt: &Runtime| {
                 let fallback = props.message_id.unwrap_or_else(|| rt.next_id());
                 Input::Message(topic_message(rt, raw, &topic, &group, fallback, attempt))
-            },
-        )
+            };
+            amqp_delivery(rt, pipeline, attempt, stopping, input).await
+        }
     })
     .await;
 }

@@ -82,6 +82,9 @@ pub fn run(args: Args) -> u8 {
     } else {
         let _ = builder.try_init();
     }
+    // Taken before the project is read: a change made while it loads, or right after the
+    // server is ready, is seen by the first comparison and reloaded.
+    let loaded_fingerprint = fingerprint(&args.dir);
     let (_, loaded) = match open_project(&args.dir, Purpose::Run) {
         Ok(x) => x,
         Err(code) => return code,
@@ -113,10 +116,22 @@ pub fn run(args: Args) -> u8 {
             return exit::USAGE;
         }
     };
-    tokio.block_on(serve(args, loaded.project, store, data.join("railyard.db")))
+    tokio.block_on(serve(
+        args,
+        loaded.project,
+        store,
+        data.join("railyard.db"),
+        loaded_fingerprint,
+    ))
 }
 
-async fn serve(args: Args, project: Project, store: Store, db_path: PathBuf) -> u8 {
+async fn serve(
+    args: Args,
+    project: Project,
+    store: Store,
+    db_path: PathBuf,
+    loaded_fingerprint: u64,
+) -> u8 {
     match store.checked_at_open() {
         Some(took) => tracing::info!(
             took_ms = took.as_millis() as u64,
@@ -320,7 +335,7 @@ async fn serve(args: Args, project: Project, store: Store, db_path: PathBuf) -> 
     // Events can be missed (network filesystems, a ConfigMap swapping its directory): the poll
     // catches those, more slowly when events work.
     let poll = Duration::from_millis(if watcher.is_some() { 5_000 } else { 500 });
-    let mut seen = fingerprint(&args.dir);
+    let mut seen = loaded_fingerprint;
     loop {
         tokio::select! {
             _ = &mut signal => break,

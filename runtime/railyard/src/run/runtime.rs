@@ -207,6 +207,7 @@ impl Runtime {
         unit.keys = effects.keys;
         unit.batch_claims = effects.batch_claims;
         let marked = AtomicBool::new(false);
+        let in_flight = busy.is_some() && panicked.is_none();
         let emitted = match (busy, panicked) {
             (_, Some(panic)) => {
                 self.dead_letter_internal(pipeline, &original, "steps", &panic)
@@ -246,9 +247,11 @@ impl Runtime {
                 (Ok(()), Err(e)) => Err(store_error(format!("store: {e}"))),
             }
         };
-        emitted
-            .map(|()| id)
-            .map_err(|error| Failed { error, original })
+        emitted.map(|()| id).map_err(|error| Failed {
+            error,
+            original,
+            in_flight,
+        })
     }
 
     /// Dead-letters `original` for a panic in `place` (code `internal`).
@@ -425,6 +428,8 @@ impl Runtime {
 pub(crate) struct Failed {
     pub(crate) error: SendError,
     pub(crate) original: Message,
+    /// Another copy of the message held its dedupe key: nothing failed, the copy must wait.
+    pub(crate) in_flight: bool,
 }
 
 impl Failed {
@@ -434,7 +439,11 @@ impl Failed {
             Input::Message(m) => m,
             Input::Payload { body, origin } => Message::new(body, origin, &|| rt.next_id()),
         };
-        Failed { error, original }
+        Failed {
+            error,
+            original,
+            in_flight: false,
+        }
     }
 }
 

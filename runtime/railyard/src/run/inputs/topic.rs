@@ -83,6 +83,7 @@ pub(crate) fn settle_delivery(
     let Failed {
         error: e,
         original: mut msg,
+        in_flight: _,
     } = failed;
     let e = &e;
     let now = outputs::now_ms();

@@ -23,6 +23,8 @@ pub(crate) fn webhook_unavailable(live: &Live, pipeline: &str, failed: Failed) -
         })
         .unwrap_or(railyard_core::delivery::HOLD_DELAY);
     let why = match e.class {
+        // The sender's own copy: telling it so reveals nothing behind Railyard.
+        _ if failed.in_flight => "another copy of it is in flight",
         ErrorClass::Held => "a destination is unavailable",
         ErrorClass::Transient | ErrorClass::Permanent => "a destination did not accept it yet",
     };

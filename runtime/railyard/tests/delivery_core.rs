@@ -965,3 +965,44 @@ fn messages_in_an_old_group_queue_move_to_their_topic_queues() {
     }
     assert!(gone, "the emptied old queue `{old}` was deleted");
 }
+
+/// Inbound credentials stop at the webhook: the API key and an `Authorization` header are
+/// checked, then kept out of the message (here its dead letter, message and original);
+/// `keep_headers` keeps a named one.
+#[test]
+fn credential_headers_are_not_kept_in_the_message() {
+    let erp = Peer::answering(400);
+    let (_tmp, dir, data) = project(
+        "intake",
+        &format!(
+            "pipeline: intake\ninput:\n  http:\n    path: /in\n    api_key: {{ keys: [k-123] }}\n    keep_headers: [cookie]\noutput:\n  http: {{ url: \"http://127.0.0.1:{}/x\" }}\n",
+            erp.port
+        ),
+    );
+    let server = start(&dir, &data, &[]);
+    let (status, body) = post(
+        server.port,
+        "/in",
+        &[
+            ("x-api-key", "k-123"),
+            ("authorization", "Bearer s3cret-token"),
+            ("cookie", "session=kept"),
+            ("x-shop", "s1"),
+        ],
+        &json!({"n": 1}),
+    );
+    assert_eq!(status, 202, "{body}");
+    stop_gracefully(server);
+    let letters = dead_letters(&data, "intake");
+    assert_eq!(letters.len(), 1, "{letters:#?}");
+    let headers = &letters[0].message["meta"]["headers"];
+    assert_eq!(headers["x-shop"], "s1", "{headers}");
+    assert_eq!(
+        headers["cookie"], "session=kept",
+        "kept by keep_headers: {headers}"
+    );
+    let text = format!("{:?}", letters[0]);
+    for secret in ["k-123", "s3cret-token"] {
+        assert!(!text.contains(secret), "`{secret}` was stored: {text}");
+    }
+}

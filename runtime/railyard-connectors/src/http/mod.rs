@@ -64,7 +64,18 @@ pub struct Route {
     pub api_key: Option<(String, Vec<String>)>,
     /// Header (lower-case) carrying the correlation id.
     pub correlation_header: String,
+    /// Credential headers (lower-case) removed once checked: not kept in the message.
+    pub strip_headers: Vec<String>,
 }
+
+/// Headers that carry credentials, removed from a message's metadata unless the input keeps
+/// them (`keep_headers`); the API-key and signature headers of the route are added.
+pub const CREDENTIAL_HEADERS: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+];
 
 impl Route {
     /// The route of `pipeline`, if its input is `http`.
@@ -109,6 +120,18 @@ impl Route {
                 k.value.keys.iter().map(|k| k.value.clone()).collect(),
             )
         });
+        let keep: Vec<String> = h
+            .keep_headers
+            .iter()
+            .map(|k| k.to_ascii_lowercase())
+            .collect();
+        let strip_headers = CREDENTIAL_HEADERS
+            .iter()
+            .map(|h| h.to_string())
+            .chain(api_key.as_ref().map(|(header, _)| header.clone()))
+            .chain(hmac.as_ref().map(|c| c.header.clone()))
+            .filter(|h| !keep.contains(h))
+            .collect();
         let route = Route {
             pipeline: pipeline.name.clone(),
             methods,
@@ -125,6 +148,7 @@ impl Route {
                 .clone()
                 .unwrap_or_else(|| "x-correlation-id".to_string())
                 .to_ascii_lowercase(),
+            strip_headers,
         };
         Some((h.path.value.clone(), route))
     }
@@ -271,6 +295,10 @@ async fn dispatch(State(state): State<HttpState>, request: Request) -> Response 
     };
     let mut headers = Map::new();
     for (k, v) in &parts.headers {
+        // Credentials stop here: checked above, never stored or forwarded.
+        if route.strip_headers.iter().any(|h| h == k.as_str()) {
+            continue;
+        }
         if let Ok(s) = v.to_str() {
             headers.insert(
                 k.as_str().to_ascii_lowercase(),

@@ -97,6 +97,11 @@ pub struct HttpInput {
     /// API-key authentication: the request must carry one of `keys` in `header`.
     #[serde(default)]
     pub api_key: Option<Spanned<ApiKey>>,
+    /// Credential headers to keep in the message's metadata. By default `authorization`,
+    /// `proxy-authorization`, `cookie`, the API-key header and the signature header are
+    /// removed once checked, so they are never stored, dead-lettered or forwarded.
+    #[serde(default)]
+    pub keep_headers: Vec<String>,
 }
 
 /// How a webhook proves it came from the platform.

@@ -342,14 +342,32 @@ async fn serve(
             Some(()) = changed.recv(), if !args.no_watch => {}
             _ = tokio::time::sleep(poll), if !args.no_watch => {}
         }
-        let dir = args.dir.clone();
-        let now = tokio::task::spawn_blocking(move || fingerprint(&dir))
-            .await
-            .unwrap_or(seen);
-        if now != seen {
-            seen = now;
-            reload(&rt, &args.dir, &routes, &mut workers).await;
+        let look = || {
+            let dir = args.dir.clone();
+            async move {
+                tokio::task::spawn_blocking(move || fingerprint(&dir))
+                    .await
+                    .ok()
+            }
+        };
+        let Some(mut now) = look().await else {
+            continue;
+        };
+        if now == seen {
+            continue;
         }
+        // A writer may be half-way (`>` truncates, then writes): wait until two looks 0.1 s
+        // apart agree, so one save is one reload of the finished file. A directory that never
+        // settles is reloaded after 5 s anyway.
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            match look().await {
+                Some(again) if again != now => now = again,
+                _ => break,
+            }
+        }
+        seen = now;
+        reload(&rt, &args.dir, &routes, &mut workers).await;
     }
     drop(watcher);
     rt.stopping.store(true, Ordering::Relaxed);

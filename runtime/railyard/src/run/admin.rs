@@ -1,39 +1,128 @@
 //! The admin endpoints: `/health` (what runs, versions and revisions, the last reload),
 //! `/ready` (503 while stopping, while the store cannot be written, or while a broker
 //! consumer is down) and `/metrics` (Prometheus).
+//!
+//! Who may see them ([`Access`]): `/ready` and a minimal `/health` (`{"status": …}`) are open
+//! on the webhook listener, for load balancers and probes. The detailed `/health` and
+//! `/metrics` (and every admin API added later) are admin endpoints: served on the admin
+//! listener (`--admin-listen`) to whoever reaches it, and on the webhook listener only to a
+//! request with `Authorization: Bearer <RAILYARD_ADMIN_TOKEN>` — or, when no token and no
+//! admin listener is configured, to a request from this machine (a loopback peer that no
+//! proxy forwarded). Nothing served over HTTP shows source lines: a rejected reload is
+//! reported as positions, codes and messages.
 
 use super::*;
 
-pub(crate) fn router(rt: &Arc<Runtime>) -> axum::Router {
-    let health_rt = rt.clone();
-    let ready_rt = rt.clone();
-    let metrics_rt = rt.clone();
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// Who may use the admin endpoints on the listener a router serves.
+#[derive(Clone, Debug)]
+pub(crate) enum Access {
+    /// The admin listener: whoever reaches it (its address is the control).
+    Anyone,
+    /// The webhook listener: the admin token when one is set; otherwise, when no admin
+    /// listener takes the admin endpoints, a loopback peer without forwarding headers.
+    Webhook {
+        token: Option<String>,
+        admin_listener: bool,
+    },
+}
+
+/// Headers a proxy adds: a request carrying one came from elsewhere, whatever its peer.
+const FORWARDED: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
+
+impl Access {
+    fn allows(&self, request: &Request) -> bool {
+        match self {
+            Access::Anyone => true,
+            Access::Webhook {
+                token: Some(token), ..
+            } => bearer(request.headers()).is_some_and(|given| {
+                railyard_connectors::http::api_key_matches(
+                    std::slice::from_ref(token),
+                    given.as_bytes(),
+                )
+            }),
+            Access::Webhook {
+                token: None,
+                admin_listener: true,
+            } => false,
+            Access::Webhook {
+                token: None,
+                admin_listener: false,
+            } => {
+                let local = request
+                    .extensions()
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .is_some_and(|ConnectInfo(peer)| peer.ip().is_loopback());
+                local && !FORWARDED.iter().any(|h| request.headers().contains_key(*h))
+            }
+        }
+    }
+
+    /// What a refused caller is told: how to get in, never what is inside.
+    fn refusal(&self) -> Response {
+        let how = match self {
+            Access::Webhook { token: Some(_), .. } => {
+                "send `Authorization: Bearer <admin token>` (RAILYARD_ADMIN_TOKEN)"
+            }
+            Access::Webhook {
+                admin_listener: true,
+                ..
+            } => "use the admin listener (--admin-listen)",
+            _ => {
+                "set RAILYARD_ADMIN_TOKEN and send it as a bearer token, or serve the admin endpoints on --admin-listen"
+            }
+        };
+        let mut r = (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({ "error": format!("admin endpoint: {how}") })),
+        )
+            .into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer realm=\"railyard admin\""),
+        );
+        r
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The admin token from `RAILYARD_ADMIN_TOKEN` (environment only: a flag would show it in
+/// `ps`); empty means none.
+pub(crate) fn token_from_env() -> Option<String> {
+    std::env::var("RAILYARD_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+}
+
+pub(crate) fn router(rt: &Arc<Runtime>, access: Access) -> axum::Router {
+    let (health_rt, ready_rt, metrics_rt) = (rt.clone(), rt.clone(), rt.clone());
+    let (health_access, metrics_access) = (access.clone(), access);
     axum::Router::new()
         .route(
             "/health",
-            get(move || {
-                let rt = health_rt.clone();
+            get(move |request: Request| {
+                let (rt, access) = (health_rt.clone(), health_access.clone());
                 async move {
-                    let live = rt.live();
-                    let reload = rt.reload.lock().map(|r| r.clone()).unwrap_or(Value::Null);
-                    let pipelines: serde_json::Map<String, Value> = live
-                        .project
-                        .pipelines
-                        .values()
-                        .map(|p| {
-                            (
-                                p.name.clone(),
-                                json!({ "version": p.version, "revision": p.revision }),
-                            )
-                        })
-                        .collect();
-                    axum::Json(json!({
-                        "status": "ok",
-                        "running": live.running,
-                        "pipelines": pipelines,
-                        "not_started": live.not_started,
-                        "reload": reload,
-                    }))
+                    if access.allows(&request) {
+                        axum::Json(health(&rt))
+                    } else {
+                        // Enough for a probe; what runs and how is for admins.
+                        let status = if rt.stopping.load(Ordering::Relaxed) {
+                            "stopping"
+                        } else {
+                            "ok"
+                        };
+                        axum::Json(json!({ "status": status }))
+                    }
                 }
             }),
         )
@@ -54,9 +143,9 @@ pub(crate) fn router(rt: &Arc<Runtime>) -> axum::Router {
                         && problem.is_none()
                         && down.is_empty();
                     let status = if ok {
-                        axum::http::StatusCode::OK
+                        StatusCode::OK
                     } else {
-                        axum::http::StatusCode::SERVICE_UNAVAILABLE
+                        StatusCode::SERVICE_UNAVAILABLE
                     };
                     (
                         status,
@@ -71,9 +160,12 @@ pub(crate) fn router(rt: &Arc<Runtime>) -> axum::Router {
         )
         .route(
             "/metrics",
-            get(move || {
-                let rt = metrics_rt.clone();
+            get(move |request: Request| {
+                let (rt, access) = (metrics_rt.clone(), metrics_access.clone());
                 async move {
+                    if !access.allows(&request) {
+                        return access.refusal();
+                    }
                     if let Ok(brokers) = rt.brokers.lock() {
                         for (worker, up) in brokers.iter() {
                             metrics::broker(worker, up.load(Ordering::Relaxed));
@@ -83,7 +175,31 @@ pub(crate) fn router(rt: &Arc<Runtime>) -> axum::Router {
                         .as_ref()
                         .map(|h| h.render())
                         .unwrap_or_default()
+                        .into_response()
                 }
             }),
         )
+}
+
+fn health(rt: &Runtime) -> Value {
+    let live = rt.live();
+    let reload = rt.reload.lock().map(|r| r.clone()).unwrap_or(Value::Null);
+    let pipelines: serde_json::Map<String, Value> = live
+        .project
+        .pipelines
+        .values()
+        .map(|p| {
+            (
+                p.name.clone(),
+                json!({ "version": p.version, "revision": p.revision }),
+            )
+        })
+        .collect();
+    json!({
+        "status": if rt.stopping.load(Ordering::Relaxed) { "stopping" } else { "ok" },
+        "running": live.running,
+        "pipelines": pipelines,
+        "not_started": live.not_started,
+        "reload": reload,
+    })
 }

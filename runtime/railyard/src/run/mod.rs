@@ -59,6 +59,12 @@ pub struct Args {
     /// Address of the HTTP server (webhooks, /health, /ready, /metrics).
     #[arg(long, default_value = "127.0.0.1:8080", env = "RAILYARD_LISTEN")]
     pub listen: SocketAddr,
+    /// Address serving only the admin endpoints (detailed /health, /metrics) to whoever
+    /// reaches it; keep it private (loopback or an internal network). Without it, the webhook
+    /// listener serves them with `RAILYARD_ADMIN_TOKEN` as a bearer token, or, when no token
+    /// is set, to this machine only.
+    #[arg(long, env = "RAILYARD_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
     /// Directory of the embedded store (default `DIR/data`).
     #[arg(long, env = "RAILYARD_DATA")]
     pub data: Option<PathBuf>,
@@ -217,9 +223,23 @@ async fn serve(
         store_problem: Mutex::new(None),
     });
 
-    let admin = admin::router(&rt);
+    let access = admin::Access::Webhook {
+        token: admin::token_from_env(),
+        admin_listener: args.admin_listen.is_some(),
+    };
+    let admin = admin::router(&rt, access);
     let handoff = webhook_handoff(&rt);
     let app = admin.merge(railyard_connectors::http::router(routes.clone(), handoff));
+    let admin_listener = match args.admin_listen {
+        None => None,
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("error: cannot listen on {addr} (--admin-listen): {e}");
+                return exit::USAGE;
+            }
+        },
+    };
 
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
@@ -312,14 +332,30 @@ async fn serve(
             live.not_started.len()
         );
     }
-    let (server_stop, mut server_rx) = tokio::sync::watch::channel(false);
+    let (server_stop, server_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    // The peer's address tells the admin endpoints whether a request is local.
     let server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_rx.wait_for(|stop| *stop).await;
-            })
-            .into_future(),
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped(server_rx.clone()))
+        .into_future(),
     );
+    let admin_server = admin_listener.map(|l| {
+        if let Ok(addr) = l.local_addr() {
+            eprintln!("railyard: admin endpoints on http://{addr} (/health, /metrics)");
+        }
+        let app = admin::router(&rt, admin::Access::Anyone);
+        tokio::spawn(
+            axum::serve(l, app)
+                .with_graceful_shutdown(stopped(server_rx.clone()))
+                .into_future(),
+        )
+    });
 
     // Hot reload: file events (debounced) and a slow poll both lead to comparing the files'
     // fingerprint; a valid change swaps in, an invalid one is reported and the running version
@@ -373,10 +409,12 @@ async fn serve(
     rt.stopping.store(true, Ordering::Relaxed);
     eprintln!("railyard: stopping: no new requests; finishing what is in flight");
     let _ = server_stop.send(true);
-    match server.await {
-        Ok(Err(e)) => eprintln!("error: server: {e}"),
-        Err(e) => eprintln!("error: server task: {e}"),
-        Ok(Ok(())) => {}
+    for server in std::iter::once(server).chain(admin_server) {
+        match server.await {
+            Ok(Err(e)) => eprintln!("error: server: {e}"),
+            Err(e) => eprintln!("error: server task: {e}"),
+            Ok(Ok(())) => {}
+        }
     }
     workers.stop_all().await;
     let _ = purge_stop.send(true);

@@ -136,12 +136,19 @@ pub(crate) async fn reload(
             .unwrap_or(0)
     };
     if loaded.has_errors() {
-        let text = Renderer::new(&loaded, dir, false).human(&loaded.diagnostics);
+        let renderer = Renderer::new(&loaded, dir, false);
+        let text = renderer.human(&loaded.diagnostics);
         tracing::error!(diagnostics = %summary(&loaded.diagnostics), "Reload rejected; the running version stays.\n{text}");
         metrics::reload(false);
         let (reloads, failed) = (count("reloads"), count("failed") + 1);
+        // For `/health`: where and what, never the source lines around it (a literal secret
+        // on the next line would be shown to whoever reads the endpoint).
+        // Paths relative to the project: where the server keeps it is not the reader's business.
+        let relative = Renderer::new(&loaded, std::path::Path::new("."), false);
+        let shown: Value =
+            serde_json::from_str(&relative.json(&loaded.diagnostics)).unwrap_or(Value::Null);
         if let Ok(mut r) = rt.reload.lock() {
-            *r = json!({ "ok": false, "reloads": reloads, "failed": failed, "diagnostics": text });
+            *r = json!({ "ok": false, "reloads": reloads, "failed": failed, "diagnostics": shown });
         }
         return;
     }

@@ -72,7 +72,19 @@ pub fn try_http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    try_http_at([127, 0, 0, 1].into(), port, method, path, headers, body)
+}
+
+/// [`try_http`] to `ip` rather than loopback (a peer that is not this machine's loopback).
+pub fn try_http_at(
+    ip: std::net::IpAddr,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect((ip, port))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -110,7 +122,12 @@ impl Drop for Server {
 /// Starts `railyard run DIR` with extra arguments and environment, and waits until it is ready.
 /// Its stdout and stderr are piped (a test may read them after the process stopped).
 pub fn launch(dir: &Path, extra: &[&str], env: &[(&str, String)]) -> Server {
-    launch_with(dir, extra, env, Stdio::piped(), Stdio::piped())
+    launch_with("127.0.0.1", dir, extra, env, Stdio::piped(), Stdio::piped())
+}
+
+/// [`launch`], listening on `host` (`0.0.0.0`: every address of the machine).
+pub fn launch_on(host: &str, dir: &Path, extra: &[&str], env: &[(&str, String)]) -> Server {
+    launch_with(host, dir, extra, env, Stdio::piped(), Stdio::piped())
 }
 
 /// [`launch`], with stdout and stderr appended to `log` (a long test logs more than a pipe
@@ -122,10 +139,11 @@ pub fn launch_logged(dir: &Path, extra: &[&str], env: &[(&str, String)], log: &P
         .open(log)
         .expect("open the log");
     let file2 = file.try_clone().expect("clone the log");
-    launch_with(dir, extra, env, file.into(), file2.into())
+    launch_with("127.0.0.1", dir, extra, env, file.into(), file2.into())
 }
 
 fn launch_with(
+    host: &str,
     dir: &Path,
     extra: &[&str],
     env: &[(&str, String)],
@@ -139,7 +157,7 @@ fn launch_with(
             "run",
             dir.to_str().unwrap(),
             "--listen",
-            &format!("127.0.0.1:{port}"),
+            &format!("{host}:{port}"),
         ])
         .args(extra)
         .stdout(stdout)

@@ -68,7 +68,7 @@ impl Sink for FileOutput {
 }
 
 /// Renders the path template; each substituted value must stay within one path segment.
-fn render_path(template: &str, item: &Item<'_>) -> Result<String, SendError> {
+pub fn render_path(template: &str, item: &Item<'_>) -> Result<String, SendError> {
     let rendered = render_template_with(
         template,
         &item.output.templates,

@@ -114,7 +114,7 @@ const URL_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMER
 /// (a `.` or `..` segment is refused: clients resolve it even encoded), a query name or
 /// value, or the fragment. Scheme, host and port come from configuration only (`validate`
 /// refuses a template there; here it is a permanent error).
-fn render_url(template: &str, item: &Item<'_>) -> Result<String, SendError> {
+pub fn render_url(template: &str, item: &Item<'_>) -> Result<String, SendError> {
     railyard_core::expr::render_template_with(
         template,
         &item.output.templates,

@@ -106,7 +106,13 @@ const URLS: &[UrlCase] = &[
         user: "",
     },
     UrlCase {
-        pieces: &[Lit("http://[::1]:9000/"), Var(0), Var(1), Lit("/x?"), Var(2)],
+        pieces: &[
+            Lit("http://[::1]:9000/"),
+            Var(0),
+            Var(1),
+            Lit("/x?"),
+            Var(2),
+        ],
         scheme: "http",
         host: "[::1]",
         port: Some(9000),
@@ -219,9 +225,35 @@ fn hostile_string() -> impl Strategy<Value = String> {
         any::<String>(),
         "[./\\\\%?#@:&=+;, a-zA-Z0-9\r\n\t\u{0}~\u{e9}\u{202e}\u{FEFF}-]{0,16}",
         prop::sample::select(vec![
-            "", ".", "..", "...", "%2e", "%2e%2e", ".%2E", "%00", "/", "\\", "../..", "..\\..",
-            "a/../../b", "@evil.com", "evil.com:80", "?x=1", "#frag", "//evil.com", "\r\nX: 1",
-            "\u{0}", "~", "-", "%", "%%", "%zz", "+", " ", "C:\\x", "\u{ff0e}\u{ff0e}",
+            "",
+            ".",
+            "..",
+            "...",
+            "%2e",
+            "%2e%2e",
+            ".%2E",
+            "%00",
+            "/",
+            "\\",
+            "../..",
+            "..\\..",
+            "a/../../b",
+            "@evil.com",
+            "evil.com:80",
+            "?x=1",
+            "#frag",
+            "//evil.com",
+            "\r\nX: 1",
+            "\u{0}",
+            "~",
+            "-",
+            "%",
+            "%%",
+            "%zz",
+            "+",
+            " ",
+            "C:\\x",
+            "\u{ff0e}\u{ff0e}",
         ])
         .prop_map(str::to_string),
         ("[a-z%./]{1,4}", 1usize..3000).prop_map(|(s, n)| s.repeat(n)),
@@ -464,4 +496,34 @@ proptest! {
             }
         }
     }
+}
+
+/// The cases the harness found, kept as plain tests.
+#[test]
+fn values_that_leave_a_segment_empty_or_a_dot_are_refused() {
+    let s = |v: &str| Value::String(v.to_string());
+    let empty = [s(""), s(""), s("x"), s("y")];
+    // `/orders/{{ a }}/` with an empty value: `/orders//`; `{{ a }}.{{ b }}` both empty: `.`.
+    for case in [&URLS[0], &URLS[1], &URLS[3], &URLS[4]] {
+        let msg = message(&empty);
+        let e = render_url(&template(case.pieces), &item(&msg)).unwrap_err();
+        assert!(e.message.contains("would change the path"), "{}", e.message);
+    }
+    for pieces in [PATHS[0], PATHS[1], PATHS[3], PATHS[4], PATHS[5]] {
+        let msg = message(&empty);
+        let e = render_path(&template(pieces), &item(&msg)).unwrap_err();
+        assert!(
+            e.message.contains("would change the directory"),
+            "{}",
+            e.message
+        );
+    }
+    // A value that fills part of a segment may be empty; `x..` is a name, not a dot segment.
+    let msg = message(&[s(""), s("."), s("c"), s("d")]);
+    assert!(render_url("http://h/files/x{{ body.a }}", &item(&msg)).is_ok());
+    assert!(render_path("out/x{{ body.a }}.jsonl", &item(&msg)).is_ok());
+    // `http:///{{ host }}`: the value would be the host.
+    let msg = message(&[s("evil.example"), s("b"), s("c"), s("d")]);
+    let e = render_url("http:///{{ body.a }}/x", &item(&msg)).unwrap_err();
+    assert!(e.message.contains("scheme, host or port"), "{}", e.message);
 }

@@ -358,10 +358,9 @@ fn build(r: &Req) -> Option<Request<Body>> {
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_bytes(value),
-        ) {
-            if let Some(h) = b.headers_mut() {
-                h.append(n, v);
-            }
+        ) && let Some(h) = b.headers_mut()
+        {
+            h.append(n, v);
         }
     };
     if let Some(ct) = &r.content_type {

@@ -46,7 +46,7 @@ since() { awk -v now="$(date +%s.%N)" -v t="$1" 'BEGIN { printf "%.1f", now - t 
 log=$(mktemp -d)
 failed=0
 total_start=$(date +%s.%N)
-printf '%-62s %8s %9s  %s\n' harness cases seconds result
+printf '%-76s %6s %8s  %s\n' harness cases seconds result
 for h in "${harnesses[@]}"; do
   read -r pkg test name <<<"$h"
   start=$(date +%s.%N)
@@ -59,7 +59,7 @@ for h in "${harnesses[@]}"; do
     124) result="TIMEOUT after ${bound}s"; failed=1 ;;
     *) result="FAILED (log: $log/$name.log)"; failed=1 ;;
   esac
-  printf '%-62s %8s %9.1f  %s\n' "$test::$name" "$cases" "$secs" "$result"
+  printf '%-76s %6s %8.1f  %s\n' "$test::$name" "$cases" "$secs" "$result"
   if [[ $rc -ne 0 && $rc -ne 124 ]]; then
     grep -E 'Test failed|minimal failing input' -A6 "$log/$name.log" | head -20 | sed 's/^/    /'
   fi

@@ -515,11 +515,16 @@ pub fn line_col_to_char_offset(source: &str, line: usize, column: usize) -> usiz
 /// templated value may stand. Scheme, host and port come from configuration only, so that
 /// message content cannot send a request, with its credentials, to another host. Shared by
 /// `validate` (a template before that point is an error) and the HTTP output.
+///
+/// Slashes (and backslashes) right after `://` do not end the authority: for `http` and
+/// `https`, URL parsers skip them, so in `http:///{{ host }}/x` the value is the host.
 pub fn past_url_authority(before: &str) -> bool {
     let Some(scheme_end) = before.find("://") else {
         return false;
     };
-    before[scheme_end + 3..].contains(['/', '?', '#'])
+    before[scheme_end + 3..]
+        .trim_start_matches(['/', '\\'])
+        .contains(['/', '?', '#'])
 }
 
 /// Splits a template like `orders.{{ meta.source }}.{{ body.id }}` into its JMESPath parts,

@@ -68,6 +68,11 @@ mod sink;
 
 pub use self::sink::{Appended, append_once};
 
+/// The file sink's path rendering, public only for the template property harness
+/// (`tests/template_fuzz.rs`).
+#[doc(hidden)]
+pub use self::sink::render_path;
+
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};

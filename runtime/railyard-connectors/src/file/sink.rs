@@ -67,13 +67,17 @@ impl Sink for FileOutput {
     }
 }
 
-/// Renders the path template; each substituted value must stay within one path segment.
-fn render_path(template: &str, item: &Item<'_>) -> Result<String, SendError> {
+/// Renders the path template; each substituted value must stay within one path segment,
+/// and the segment holding it may not end up empty, `.` or `..` (`out/{{ store }}/x` with an
+/// empty store would be `out/x`; `{{ name }}.{{ ext }}` with both empty would be `.`).
+pub fn render_path(template: &str, item: &Item<'_>) -> Result<String, SendError> {
+    // Where each value landed in the rendered text, by expression.
+    let mut placed: Vec<(String, std::ops::Range<usize>)> = Vec::new();
     let rendered = render_template_with(
         template,
         &item.output.templates,
         item.message.envelope(),
-        |expr, value, _| {
+        |expr, value, before| {
             let bad = value.contains(['/', '\\', '\0']) || value == "." || value == "..";
             if bad {
                 return Err(format!(
@@ -81,6 +85,7 @@ fn render_path(template: &str, item: &Item<'_>) -> Result<String, SendError> {
                     value.chars().take(120).collect::<String>().escape_default()
                 ));
             }
+            placed.push((expr.to_string(), before.len()..before.len() + value.len()));
             Ok(value)
         },
     )
@@ -90,6 +95,23 @@ fn render_path(template: &str, item: &Item<'_>) -> Result<String, SendError> {
             "file path `{}` contains a NUL byte",
             rendered.escape_default()
         )));
+    }
+    for (expr, at) in &placed {
+        let start = rendered
+            .get(..at.start)
+            .and_then(|head| head.rfind(std::path::is_separator))
+            .map_or(0, |i| i + 1);
+        let end = rendered
+            .get(at.end..)
+            .and_then(|tail| tail.find(std::path::is_separator))
+            .map_or(rendered.len(), |i| at.end + i);
+        let segment = rendered.get(start..end).unwrap_or_default();
+        if matches!(segment, "" | "." | "..") {
+            return Err(SendError::permanent(format!(
+                "file path: `{{{{ {expr} }}}}` leaves the path component `{segment}` in `{}`, which would change the directory",
+                rendered.escape_default()
+            )));
+        }
     }
     if Path::new(&rendered).is_absolute() && !Path::new(template).is_absolute() {
         return Err(SendError::permanent(format!(

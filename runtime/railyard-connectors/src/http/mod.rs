@@ -24,6 +24,11 @@ use serde_json::{Map, Value, json};
 
 pub use self::verify::{HmacCheck, SignatureError};
 
+/// The HTTP sink's URL rendering, public only for the template property harness
+/// (`tests/template_fuzz.rs`).
+#[doc(hidden)]
+pub use self::sink::render_url;
+
 /// Default largest body when the pipeline does not say (`max_body`).
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 

@@ -113,9 +113,14 @@ const URL_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMER
 /// Renders the URL template with each value encoded for where it lands: one path segment
 /// (a `.` or `..` segment is refused: clients resolve it even encoded), a query name or
 /// value, or the fragment. Scheme, host and port come from configuration only (`validate`
-/// refuses a template there; here it is a permanent error).
-fn render_url(template: &str, item: &Item<'_>) -> Result<String, SendError> {
-    railyard_core::expr::render_template_with(
+/// refuses a template there; here it is a permanent error). A path segment holding a value
+/// may not end up empty, `.` or `..` either (`/orders/{{ id }}` with an empty id would be
+/// `/orders/`, and `{{ name }}.{{ ext }}` with both empty would be `.`): that changes the
+/// path as a `/` in the value would.
+pub fn render_url(template: &str, item: &Item<'_>) -> Result<String, SendError> {
+    // Where each value placed in the path landed in the rendered text, by expression.
+    let mut in_path: Vec<(String, std::ops::Range<usize>)> = Vec::new();
+    let url = railyard_core::expr::render_template_with(
         template,
         &item.output.templates,
         item.message.envelope(),
@@ -125,16 +130,40 @@ fn render_url(template: &str, item: &Item<'_>) -> Result<String, SendError> {
                     "http url: `{{{{ {expr} }}}}` is in the scheme, host or port, which come from configuration only"
                 ));
             }
-            let in_path = !before.contains(['?', '#']);
-            if in_path && (value == "." || value == "..") {
-                return Err(format!(
-                    "http url: `{{{{ {expr} }}}}` is `{value}`, a path segment that would change the path"
-                ));
+            let placed = percent_encoding::utf8_percent_encode(&value, URL_VALUE).to_string();
+            if !before.contains(['?', '#']) {
+                if value == "." || value == ".." {
+                    return Err(format!(
+                        "http url: `{{{{ {expr} }}}}` is `{value}`, a path segment that would change the path"
+                    ));
+                }
+                in_path.push((expr.to_string(), before.len()..before.len() + placed.len()));
             }
-            Ok(percent_encoding::utf8_percent_encode(&value, URL_VALUE).to_string())
+            Ok(placed)
         },
     )
-    .map_err(SendError::permanent)
+    .map_err(SendError::permanent)?;
+    // Values are encoded (no `/`, `?` or `#` of their own): the path ends at the first of
+    // those after the template's fixed text, and a value's segment is between slashes.
+    let path_end = url.find(['?', '#']).unwrap_or(url.len());
+    for (expr, at) in &in_path {
+        let start = url
+            .get(..at.start)
+            .and_then(|head| head.rfind('/'))
+            .map_or(0, |i| i + 1);
+        let end = url
+            .get(at.end..path_end)
+            .and_then(|tail| tail.find('/'))
+            .map_or(path_end, |i| at.end + i);
+        let segment = url.get(start..end).unwrap_or_default();
+        let dots = segment.to_ascii_lowercase().replace("%2e", ".");
+        if matches!(dots.as_str(), "" | "." | "..") {
+            return Err(SendError::permanent(format!(
+                "http url: `{{{{ {expr} }}}}` leaves the path segment `{segment}`, which would change the path"
+            )));
+        }
+    }
+    Ok(url)
 }
 
 /// A URL as errors and logs show it: no user name or password, and no query string (where
@@ -215,6 +244,12 @@ mod tests {
         assert!(past_url_authority(
             "https://u:p@erp.example.com/api/orders/"
         ));
+        // Found by `tests/template_fuzz.rs`: parsers skip extra slashes after `http:`, so a
+        // value here is the host (`http:///{{ host }}/x`).
+        assert!(!past_url_authority("http:///"));
+        assert!(!past_url_authority("https:////"));
+        assert!(!past_url_authority("http://\\/"));
+        assert!(past_url_authority("http:///erp.example.com/"));
     }
 
     #[test]

@@ -104,7 +104,7 @@ free_port() {
 
 # start: runs railyard on the scenario's project and data directory; waits for /ready.
 start() {
-  RAILYARD_LOG_FORMAT=json "$bin" run "$proj" --listen "127.0.0.1:$port" --data "$data" --no-watch \
+  RAILYARD_OUTPUT_ROOT="$proj" RAILYARD_LOG_FORMAT=json "$bin" run "$proj" --listen "127.0.0.1:$port" --data "$data" --no-watch \
     >>"$dir/run.log" 2>&1 &
   pid=$!
   local t0 t

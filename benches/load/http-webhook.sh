@@ -37,7 +37,7 @@ output:
   file: { path: sink.jsonl }
 YAML
 port=18199
-"$bin" run "$work" --listen 127.0.0.1:$port --no-watch 2>"$work/run.log" &
+RAILYARD_OUTPUT_ROOT="$work" "$bin" run "$work" --listen 127.0.0.1:$port --no-watch 2>"$work/run.log" &
 pid=$!
 for _ in $(seq 1 100); do curl -fs "127.0.0.1:$port/ready" >/dev/null 2>&1 && break; sleep 0.1; done
 export RAILYARD_FIXTURE="$PWD/tests/fixtures/shopify/orders_create.body.json"

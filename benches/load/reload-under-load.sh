@@ -103,7 +103,7 @@ while [ -z "$port" ]; do
   port=$((20000 + RANDOM % 20000))
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then port=""; fi
 done
-"$bin" run "$proj" --listen "127.0.0.1:$port" --data "$work/data" 2>"$work/run.log" &
+RAILYARD_OUTPUT_ROOT="$proj" "$bin" run "$proj" --listen "127.0.0.1:$port" --data "$work/data" 2>"$work/run.log" &
 pid=$!
 for _ in $(seq 1 100); do curl -fs "127.0.0.1:$port/ready" >/dev/null 2>&1 && break; sleep 0.1; done
 curl -fs "127.0.0.1:$port/ready" >/dev/null || { echo "railyard run did not start" >&2; cat "$work/run.log" >&2; exit 1; }

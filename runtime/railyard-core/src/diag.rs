@@ -133,6 +133,10 @@ codes! {
     /// A file the project names (fixture, script, schema, table, plugin), or a symlink in the
     /// project, resolves outside the project directory; the loader does not read it.
     OutsideProject => "outside-project",
+    /// A file output's path is absolute or climbs above the output root with `..`: file
+    /// outputs write only under the output root (`--output-root`, the data directory by
+    /// default).
+    OutsideOutputRoot => "outside-output-root",
     /// Two pipelines or two mappings share a name, or two pipelines share an HTTP path.
     DuplicateName => "duplicate-name",
     /// The schema a step produces is not the schema the next step accepts.

@@ -23,12 +23,34 @@ pub fn interpolate(
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<MissingVar> {
+    interpolate_noting(node, text, lookup, &mut |_, _, _| {})
+}
+
+/// [`interpolate`], telling `note` of every value it put in: the nearest mapping key above
+/// the string (if any), the variable's name and the value (for [`crate::redact::Secrets`]).
+pub fn interpolate_noting(
+    node: &mut Node,
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    note: &mut dyn FnMut(Option<&str>, &str, &str),
+) -> Vec<MissingVar> {
     let mut missing = Vec::new();
-    let mut stack = vec![node];
-    while let Some(n) = stack.pop() {
+    let mut stack: Vec<(&mut Node, Option<String>)> = vec![(node, None)];
+    while let Some((n, key)) = stack.pop() {
         match &mut n.kind {
             NodeKind::Str(s) if s.contains("${") => {
-                let (out, miss) = expand(s, lookup);
+                let used = std::cell::RefCell::new(Vec::new());
+                let noting = |name: &str| {
+                    let v = lookup(name);
+                    if let Some(v) = &v {
+                        used.borrow_mut().push((name.to_string(), v.clone()));
+                    }
+                    v
+                };
+                let (out, miss) = expand(s, &noting);
+                for (name, value) in used.into_inner() {
+                    note(key.as_deref(), &name, &value);
+                }
                 for (name, char_offset) in miss {
                     let start = value_offset_to_source(text, n.def_start, s, char_offset);
                     let len = name.len() + "${env:}".len();
@@ -39,8 +61,14 @@ pub fn interpolate(
                 }
                 *s = out;
             }
-            NodeKind::Seq(items) => stack.extend(items.iter_mut()),
-            NodeKind::Map(entries) => stack.extend(entries.iter_mut().map(|(_, v)| v)),
+            NodeKind::Seq(items) => stack.extend(items.iter_mut().map(|i| (i, key.clone()))),
+            NodeKind::Map(entries) => stack.extend(entries.iter_mut().map(|(k, v)| {
+                let key = match &k.kind {
+                    NodeKind::Str(s) => Some(s.clone()),
+                    _ => key.clone(),
+                };
+                (v, key)
+            })),
             _ => {}
         }
     }

@@ -553,6 +553,24 @@ pub fn template_parts(template: &str) -> Result<Vec<(String, usize)>, ExprError>
     Ok(parts)
 }
 
+/// The template with every `{{ expr }}` replaced by `stand_in`: its fixed shape, for checks
+/// that hold whatever a value is (a path's directories, a URL's host). An unclosed `{{` is
+/// kept as text ([`template_parts`] reports it).
+pub fn template_skeleton(template: &str, stand_in: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find("{{") {
+        let Some(close) = rest[open + 2..].find("}}") else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        out.push_str(stand_in);
+        rest = &rest[open + 2 + close + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Renders a template: each `{{ expr }}` is replaced by the value of its compiled expression
 /// over `data` (strings as they are, other values as JSON). Templates are compiled at load
 /// time (`OutputDef::templates`); a part missing from `compiled` is an error, not a guess.
@@ -656,6 +674,16 @@ mod tests {
             Ok("orders.pos.7".to_string())
         );
         assert!(render_template("x.{{ body.missing }}", &compiled, &data).is_err());
+    }
+
+    #[test]
+    fn skeletons_keep_the_fixed_text() {
+        assert_eq!(
+            template_skeleton("out/{{ body.id }}-{{meta.x}}.json", "x"),
+            "out/x-x.json"
+        );
+        assert_eq!(template_skeleton("no templates", "x"), "no templates");
+        assert_eq!(template_skeleton("a/{{ open", "x"), "a/{{ open");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod functions;
 pub mod json;
 pub mod model;
 pub mod project;
+pub mod redact;
 pub mod schema;
 pub mod spanned;
 pub mod suggest;

@@ -45,6 +45,8 @@ pub struct Renderer<'a> {
     pub paths: Paths,
     pub color: bool,
     pub width: usize,
+    /// `${env:…}` secrets of the project: never in what is rendered.
+    pub secrets: &'a railyard_core::redact::Secrets,
 }
 
 #[derive(Serialize)]
@@ -72,6 +74,15 @@ impl<'a> Renderer<'a> {
             paths: Paths::new(dir),
             color,
             width: 100,
+            secrets: &loaded.project.secrets,
+        }
+    }
+
+    /// What leaves the renderer: `text` with the project's secrets redacted.
+    fn shown(&self, text: String) -> String {
+        match self.secrets.redact(&text) {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(redacted) => redacted,
         }
     }
 
@@ -102,7 +113,7 @@ impl<'a> Renderer<'a> {
             .collect();
         let mut s = serde_json::to_string_pretty(&items).unwrap_or_else(|_| "[]".to_string());
         s.push('\n');
-        s
+        self.shown(s)
     }
 
     pub fn github(&self, diags: &[Diagnostic]) -> String {
@@ -135,7 +146,7 @@ impl<'a> Renderer<'a> {
                 escape_data(&message)
             );
         }
-        out
+        self.shown(out)
     }
 
     pub fn human(&self, diags: &[Diagnostic]) -> String {
@@ -229,7 +240,7 @@ impl<'a> Renderer<'a> {
                 out.push_str(&render_one(&handler, report.as_ref()));
             }
         }
-        out
+        self.shown(out)
     }
 }
 

@@ -1502,6 +1502,8 @@ impl Harness {
             .args(["--listen", &format!("127.0.0.1:{}", self.port), "--data"])
             .arg(self.dir.path().join("data"))
             .arg("--no-watch")
+            .arg("--output-root")
+            .arg(self.dir.path())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);

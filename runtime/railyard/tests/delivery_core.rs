@@ -647,6 +647,28 @@ fn a_templated_file_path_cannot_leave_its_directory() {
     assert_eq!(written, vec!["s2.jsonl".to_string()]);
 }
 
+/// Values that pass one by one cannot join into a `..` above the output root: the component
+/// holding them is checked once rendered (and the whole path against the root after that).
+#[test]
+fn an_empty_value_cannot_make_a_parent_directory() {
+    let (tmp, dir, data) = project(
+        "audit",
+        "pipeline: audit\ninput:\n  http: { path: /audit }\noutput:\n  file: { path: \".{{ body.a }}./{{ body.b }}.jsonl\" }\n",
+    );
+    let server = start(&dir, &data, &[]);
+    let (status, body) = post(server.port, "/audit", &[], &json!({"a": "", "b": "up"}));
+    assert_eq!(status, 202, "{body}");
+    let (status, _) = post(server.port, "/audit", &[], &json!({"a": "x", "b": "in"}));
+    assert_eq!(status, 202);
+    stop_gracefully(server);
+    assert!(dir.join(".x./in.jsonl").exists());
+    assert!(!tmp.path().join("up.jsonl").exists());
+    let letters = dead_letters(&data, "audit");
+    assert_eq!(letters.len(), 1, "{letters:#?}");
+    let text = letters[0].error["message"].as_str().unwrap();
+    assert!(text.contains("would change the directory"), "{text}");
+}
+
 /// `format: json` writes one whole file per message, replaced (not appended) on a repeat.
 #[test]
 fn a_json_file_output_writes_one_file_per_message() {

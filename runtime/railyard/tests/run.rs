@@ -40,7 +40,8 @@ fn shopify_request() -> (Vec<(String, String)>, Vec<u8>) {
 #[test]
 fn a_signed_webhook_flows_through_topics_to_a_file_and_the_server_stops_cleanly() {
     let tmp = reference_project();
-    let mut server = start(tmp.path());
+    // The defaults: the store and the file outputs in DIR/data.
+    let mut server = start_with_env(tmp.path(), &[("RAILYARD_OUTPUT_ROOT", String::new())]);
     let port = server.port;
 
     let (status, health) = http(port, "GET", "/health", &[], b"");
@@ -75,7 +76,7 @@ fn a_signed_webhook_flows_through_topics_to_a_file_and_the_server_stops_cleanly(
     );
 
     // The reference `order-audit` pipeline consumes orders.accepted and appends the canonical
-    // order to a daily file under the project's data/audit/.
+    // order to a daily file under audit/ in the output root, by default the data directory.
     let audit_dir = tmp.path().join("data/audit");
     let audit_file = || -> Option<PathBuf> {
         std::fs::read_dir(&audit_dir)

@@ -12,7 +12,9 @@
 //! the same file.
 //!
 //! **Message content stays data.** A templated value that would change the directory (a
-//! `/` or `\`, `.` or `..`, NUL), or make a relative path absolute, is a permanent error.
+//! `/` or `\`, `.` or `..`, NUL) is a permanent error, and so is a rendered path that is
+//! absolute or climbs above the output root (`SinkCx::output_root`), where every file output
+//! writes.
 
 use std::collections::hash_map::DefaultHasher;
 use std::fs;
@@ -32,7 +34,7 @@ use crate::sink::{Item, SendError, Sink, SinkCx, now_ms};
 impl Sink for FileOutput {
     async fn send(&self, cx: &SinkCx<'_>, item: &Item<'_>) -> Result<(), SendError> {
         let rendered = render_path(&self.path.value, item)?;
-        let path = cx.root.join(&rendered);
+        let path = cx.output_root.join(&rendered);
         let body = item.message.body();
         match self.format.unwrap_or(FileFormat::Jsonl) {
             FileFormat::Jsonl => {
@@ -113,12 +115,18 @@ pub fn render_path(template: &str, item: &Item<'_>) -> Result<String, SendError>
             )));
         }
     }
-    if Path::new(&rendered).is_absolute() && !Path::new(template).is_absolute() {
-        return Err(SendError::permanent(format!(
-            "file path `{rendered}`: a templated value made the relative path `{template}` absolute"
-        )));
-    }
-    Ok(rendered)
+    // The same rule `validate` applies to the fixed text, now with the values in: relative,
+    // and never above the output root (defence in depth: the checks above already keep values in their component).
+    railyard_core::project::project_path(&rendered).map_err(|_| {
+        SendError::permanent(format!(
+            "file path `{}` would be outside the output root (absolute, or `..` above it)",
+            rendered
+                .chars()
+                .take(200)
+                .collect::<String>()
+                .escape_default()
+        ))
+    })
 }
 
 /// Appends are serialised per file (striped by path), so the offset recorded in a mark is

@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use railyard_core::project::{Pipeline, Project};
 use serde_json::{Map, Value, json};
 
+pub use self::sink::shown_url;
 pub use self::verify::{HmacCheck, SignatureError};
 
 /// The HTTP sink's URL rendering, public only for the template property harness

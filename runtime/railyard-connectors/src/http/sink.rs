@@ -262,6 +262,14 @@ mod tests {
             shown_url("http://127.0.0.1:8089/orders"),
             "http://127.0.0.1:8089/orders"
         );
+        assert_eq!(
+            shown_url("amqps://u:p%40ss@mq.example.com/prod"),
+            "amqps://mq.example.com/prod"
+        );
+        assert_eq!(
+            shown_url("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            "amqp://127.0.0.1:5672/%2f"
+        );
         let bad = shown_url("ht!tp://user:pw@host/p?key=1");
         assert!(!bad.contains("pw") && !bad.contains("key"), "{bad}");
     }

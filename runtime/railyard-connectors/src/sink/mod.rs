@@ -32,8 +32,9 @@ pub struct SinkCx<'a> {
     pub amqp_topics: Option<&'a str>,
     /// AMQP publishers by broker URL, opened on first use.
     pub publishers: &'a crate::amqp::Publishers,
-    /// The project directory: relative file paths are relative to it, not to the process.
-    pub root: &'a Path,
+    /// The output root: file outputs write under it and nowhere else (`--output-root`, the
+    /// data directory by default).
+    pub output_root: &'a Path,
     pub store: &'a AsyncStore,
     pub project: &'a Project,
     pub http: &'a reqwest::Client,

@@ -551,7 +551,8 @@ pub struct HttpOutput {
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileOutput {
-    /// File path; may contain `{{ jmespath }}` templates.
+    /// File path, relative to the output root (`railyard run --output-root`, the data
+    /// directory by default) and inside it; may contain `{{ jmespath }}` templates.
     pub path: Spanned<String>,
     /// `jsonl` appends one line per message; `json` writes one file per message.
     #[serde(default)]

@@ -75,6 +75,9 @@ pub struct Project {
     pub rhai: Arc<rhai::Engine>,
     /// Reference tables from `tables/`, for `lookup()`.
     pub tables: Arc<crate::functions::Tables>,
+    /// The `${env:…}` values that are secrets, for redacting what is shown
+    /// ([`crate::redact`]).
+    pub secrets: crate::redact::Secrets,
 }
 
 pub struct Loaded {
@@ -159,6 +162,7 @@ pub fn load(files: &dyn ProjectFiles, options: &LoadOptions<'_>) -> Loaded {
         diags: Vec::new(),
         sources: BTreeMap::new(),
         engine: rhai_engine(),
+        secrets: Default::default(),
     };
 
     let schemas = l.load_schemas();
@@ -195,6 +199,7 @@ pub fn load(files: &dyn ProjectFiles, options: &LoadOptions<'_>) -> Loaded {
             plugins,
             rhai: Arc::new(l.engine),
             tables: Arc::new(tables),
+            secrets: l.secrets,
         },
         diagnostics,
     }
@@ -241,6 +246,7 @@ pub(crate) struct Loader<'a> {
     pub(crate) diags: Vec<Diagnostic>,
     pub(crate) sources: BTreeMap<String, SourceText>,
     pub(crate) engine: rhai::Engine,
+    pub(crate) secrets: crate::redact::Secrets,
 }
 
 /// A parsed pipeline file waiting for its semantic check.
@@ -377,7 +383,14 @@ impl Loader<'_> {
             );
             return None;
         }
-        for m in crate::env::interpolate(&mut node, &src.text, self.options.env) {
+        let secrets = &mut self.secrets;
+        let missing = crate::env::interpolate_noting(
+            &mut node,
+            &src.text,
+            self.options.env,
+            &mut |key, name, value| secrets.note(key, name, value),
+        );
+        for m in missing {
             let (sev, msg) = if m.name.is_empty() {
                 (
                     Severity::Error,

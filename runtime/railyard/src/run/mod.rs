@@ -20,6 +20,7 @@ mod driver;
 mod inputs;
 mod metrics;
 mod outputs;
+mod redaction;
 mod reload;
 mod runtime;
 mod workers;
@@ -68,9 +69,20 @@ pub struct Args {
     /// Directory of the embedded store (default `DIR/data`).
     #[arg(long, env = "RAILYARD_DATA")]
     pub data: Option<PathBuf>,
+    /// Directory file outputs write under (default: the data directory). A file output's path
+    /// is relative to it and may not leave it.
+    #[arg(long, env = "RAILYARD_OUTPUT_ROOT")]
+    pub output_root: Option<PathBuf>,
     /// Do not watch the project for changes (no hot reload).
     #[arg(long)]
     pub no_watch: bool,
+}
+
+impl Args {
+    /// The embedded store's directory: `--data`, or `DIR/data`.
+    fn data_dir(&self) -> PathBuf {
+        self.data.clone().unwrap_or_else(|| self.dir.join("data"))
+    }
 }
 
 pub fn run(args: Args) -> u8 {
@@ -81,7 +93,7 @@ pub fn run(args: Args) -> u8 {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(redaction::Stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if std::env::var("RAILYARD_LOG_FORMAT").is_ok_and(|f| f == "json") {
         let _ = builder.json().try_init();
@@ -104,7 +116,7 @@ pub fn run(args: Args) -> u8 {
         );
         return exit::INVALID;
     }
-    let data = args.data.clone().unwrap_or_else(|| args.dir.join("data"));
+    let data = args.data_dir();
     let store = match Store::open(&data.join("railyard.db")) {
         Ok(s) => s,
         Err(e) => {
@@ -157,6 +169,7 @@ async fn serve(
             "The previous run stopped with messages in flight; they are taken back and will be redelivered now."
         );
     }
+    redaction::set(&project.secrets);
     let live = Live::new(project);
     for (name, why) in &live.not_started {
         tracing::warn!(pipeline = %name, reason = %why, "Pipeline not started.");
@@ -179,7 +192,7 @@ async fn serve(
         .ok()
         .filter(|u| !u.is_empty());
     if let Some(url) = &amqp_topics {
-        tracing::info!(broker = %without_credentials(url), "Topics are carried by RabbitMQ.");
+        tracing::info!(broker = %railyard_connectors::http::shown_url(url), "Topics are carried by RabbitMQ.");
         declare_broker_topics(url, &live).await;
     }
     let store = Arc::new(store);
@@ -202,6 +215,7 @@ async fn serve(
     for p in live.project.pipelines.values() {
         metrics::pipeline_version(&p.name, p.version);
     }
+    let output_root = args.output_root.clone().unwrap_or_else(|| args.data_dir());
     let rt = Arc::new(Runtime {
         live: std::sync::RwLock::new(Arc::new(live)),
         reload: Mutex::new(json!({ "ok": true, "reloads": 0 })),
@@ -216,6 +230,7 @@ async fn serve(
         stopping: AtomicBool::new(false),
         http,
         root: args.dir.clone(),
+        output_root,
         publishers: Mutex::new(HashMap::new()),
         amqp_topics,
         brokers: Mutex::new(HashMap::new()),
@@ -462,16 +477,6 @@ fn subscribe_all(store: &Store, live: &Live) -> Result<(), String> {
     Ok(())
 }
 
-/// `amqp://user:secret@host/vhost` without `user:secret@`, for logs.
-fn without_credentials(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}{}", &url[..scheme + 3], &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
-}
-
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -490,29 +495,5 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::without_credentials;
-
-    #[test]
-    fn broker_urls_are_logged_without_their_credentials() {
-        let cases = [
-            (
-                "amqp://guest:guest@127.0.0.1:5672/%2f",
-                "amqp://127.0.0.1:5672/%2f",
-            ),
-            (
-                "amqps://u:p%40ss@mq.example.com/prod",
-                "amqps://mq.example.com/prod",
-            ),
-            ("amqp://127.0.0.1:5672", "amqp://127.0.0.1:5672"),
-            ("not a url", "not a url"),
-        ];
-        for (url, shown) in cases {
-            assert_eq!(without_credentials(url), shown, "{url}");
-        }
     }
 }

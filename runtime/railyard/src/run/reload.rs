@@ -152,6 +152,7 @@ pub(crate) async fn reload(
         }
         return;
     }
+    redaction::set(&loaded.project.secrets);
     let live = Live::new(loaded.project);
     let new_routes = match live.routes() {
         Ok(r) => r,

@@ -34,7 +34,10 @@ pub(crate) struct Runtime {
     pub(crate) make_id: Box<dyn Fn() -> String + Send + Sync>,
     pub(crate) stopping: AtomicBool,
     pub(crate) http: reqwest::Client,
+    /// The project directory: file inputs' directories are relative to it.
     pub(crate) root: PathBuf,
+    /// Where file outputs write (`--output-root`, the data directory by default).
+    pub(crate) output_root: PathBuf,
     pub(crate) publishers: railyard_connectors::amqp::Publishers,
     /// `RAILYARD_AMQP_URL`: when set, topics are RabbitMQ exchanges and queues, so several
     /// `railyard run` processes share them as competing consumers.
@@ -273,12 +276,23 @@ impl Runtime {
 
     /// Stores a dead letter (on the blocking pool); a failure is transient: the message is
     /// tried again rather than acknowledged.
-    pub(crate) async fn write_dead_letter(&self, entry: DeadLetter) -> Result<(), SendError> {
+    pub(crate) async fn write_dead_letter(&self, mut entry: DeadLetter) -> Result<(), SendError> {
+        // The one way into the dead-letter store: the error is kept without secrets.
+        entry.error = super::redaction::redact_error(entry.error);
+        let (pipeline, step) = (entry.pipeline.clone(), entry.step.clone());
+        let id = entry.message["meta"]["id"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+        let error = entry.error["message"]
+            .as_str()
+            .map_or_else(|| entry.error.to_string(), str::to_string);
         self.db
             .run(move |s| s.dead_letter(&entry))
             .await
-            .map(drop)
-            .map_err(|e| store_error(format!("dead-letter store: {e}")))
+            .map_err(|e| store_error(format!("dead-letter store: {e}")))?;
+        tracing::warn!(pipeline = %pipeline, step = %step, message = %id, error = %error, "Dead-lettered a message.");
+        Ok(())
     }
 
     pub(crate) async fn emit(
@@ -294,7 +308,7 @@ impl Runtime {
         let cx = SinkCx {
             amqp_topics: self.amqp_topics.as_deref(),
             publishers: &self.publishers,
-            root: &self.root,
+            output_root: &self.output_root,
             store: &self.db,
             project,
             http: &self.http,

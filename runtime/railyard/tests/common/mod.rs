@@ -162,8 +162,16 @@ fn launch_with(
         .args(extra)
         .stdout(stdout)
         .stderr(stderr);
+    // File outputs land in the project directory the tests read, unless a test says otherwise
+    // (an empty value removes a variable: `("RAILYARD_OUTPUT_ROOT", "")` runs with the default,
+    // the data directory).
+    cmd.env("RAILYARD_OUTPUT_ROOT", dir);
     for (k, v) in env {
-        cmd.env(k, v);
+        if v.is_empty() {
+            cmd.env_remove(k);
+        } else {
+            cmd.env(k, v);
+        }
     }
     let server = Server {
         child: cmd.spawn().expect("spawn"),

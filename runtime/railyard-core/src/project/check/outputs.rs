@@ -219,6 +219,30 @@ pub(super) fn check_outputs(
         }
         if let Some(f) = &v.file {
             ok &= template(l, &f.value.path);
+            // Values cannot add directories (the sink refuses `/`, `..`); the fixed text must
+            // not leave the output root either.
+            let shape = crate::expr::template_skeleton(&f.value.path.value, "x");
+            if crate::project::project_path(&shape).is_err() {
+                let b = shape.as_bytes();
+                let absolute = shape.starts_with(['/', '\\'])
+                    || (b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':');
+                let what = if absolute {
+                    "is absolute"
+                } else if shape.contains('\0') {
+                    "contains a NUL byte"
+                } else {
+                    "climbs above the output root with `..`"
+                };
+                l.push(
+                    Diagnostic::error(
+                        Code::OutsideOutputRoot,
+                        format!("the file output's path {what}: file outputs write only under the output root"),
+                    )
+                    .at(&file, f.value.path.span)
+                    .with_help("write a path relative to the output root (`exports/orders.jsonl`); the operator chooses the root with `railyard run --output-root DIR` (default: the data directory)"),
+                );
+                ok = false;
+            }
             if f.value.format == Some(crate::model::pipeline::FileFormat::Csv) {
                 l.push(
                     Diagnostic::error(

@@ -514,3 +514,25 @@ fn a_fixture_with_a_duplicate_key_fails_its_test() {
         out.text
     );
 }
+
+/// `railyard test` strips a webhook's credential headers as the route does, so a test
+/// cannot pass on a header the runtime removes; `keep_headers` keeps one in both.
+#[test]
+fn a_test_sees_the_headers_the_runtime_keeps() {
+    let pipeline = |assert: &str| {
+        format!(
+            "pipeline: intake\ninput:\n  http: {{ path: /in, api_key: {{ keys: [\"k-123456\"] }}, keep_headers: [cookie] }}\noutput:\n  stdout: {{}}\ntests:\n  - name: headers\n    input: {{ body: {{n: 1}}, headers: {{ X-Api-Key: k-123456, Authorization: \"Bearer t\", Cookie: \"c=1\", X-Shop: s1 }} }}\n    expect:\n      assert:\n        - \"{assert}\"\n"
+        )
+    };
+    for (assert, passes) in [
+        ("meta.headers.\\\"x-api-key\\\" == null", true),
+        ("meta.headers.authorization == null", true),
+        ("meta.headers.cookie == 'c=1'", true),
+        ("meta.headers.\\\"x-shop\\\" == 's1'", true),
+        ("meta.headers.\\\"x-api-key\\\" == 'k-123456'", false),
+    ] {
+        let s = setup(&[("pipelines/intake.yaml", &pipeline(assert))]);
+        let out = railyard(&s.project, &["test", "."]);
+        assert_eq!(out.code == 0, passes, "{assert}: {}", out.text);
+    }
+}

@@ -74,14 +74,7 @@ pub struct Route {
     pub strip_headers: Vec<String>,
 }
 
-/// Headers that carry credentials, removed from a message's metadata unless the input keeps
-/// them (`keep_headers`); the API-key and signature headers of the route are added.
-pub const CREDENTIAL_HEADERS: [&str; 4] = [
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "x-api-key",
-];
+pub use railyard_core::model::pipeline::CREDENTIAL_HEADERS;
 
 impl Route {
     /// The route of `pipeline`, if its input is `http`.
@@ -126,18 +119,7 @@ impl Route {
                 k.value.keys.iter().map(|k| k.value.clone()).collect(),
             )
         });
-        let keep: Vec<String> = h
-            .keep_headers
-            .iter()
-            .map(|k| k.to_ascii_lowercase())
-            .collect();
-        let strip_headers = CREDENTIAL_HEADERS
-            .iter()
-            .map(|h| h.to_string())
-            .chain(api_key.as_ref().map(|(header, _)| header.clone()))
-            .chain(hmac.as_ref().map(|c| c.header.clone()))
-            .filter(|h| !keep.contains(h))
-            .collect();
+        let strip_headers = h.stripped_headers();
         let route = Route {
             pipeline: pipeline.name.clone(),
             methods,

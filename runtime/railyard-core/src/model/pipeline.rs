@@ -104,6 +104,49 @@ pub struct HttpInput {
     pub keep_headers: Vec<String>,
 }
 
+/// Headers that carry credentials, removed from a webhook message's metadata once checked,
+/// unless the input keeps them (`keep_headers`).
+pub const CREDENTIAL_HEADERS: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-api-key",
+];
+
+impl HttpInput {
+    /// The headers (lower-case) this input removes from a message once checked:
+    /// [`CREDENTIAL_HEADERS`], its API-key header and its signature header, minus
+    /// `keep_headers`. The webhook route and `railyard test` both take them from here.
+    pub fn stripped_headers(&self) -> Vec<String> {
+        let keep: Vec<String> = self
+            .keep_headers
+            .iter()
+            .map(|k| k.to_ascii_lowercase())
+            .collect();
+        let api_key = self.api_key.as_ref().map(|k| {
+            k.value
+                .header
+                .clone()
+                .unwrap_or_else(|| "x-api-key".to_string())
+        });
+        let signature = self
+            .verify
+            .as_ref()
+            .map(|v| v.value.hmac_sha256.value.header.value.clone());
+        let mut out: Vec<String> = CREDENTIAL_HEADERS
+            .iter()
+            .map(|h| h.to_string())
+            .chain(api_key)
+            .chain(signature)
+            .map(|h| h.to_ascii_lowercase())
+            .filter(|h| !keep.contains(h))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
 /// How a webhook proves it came from the platform.
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

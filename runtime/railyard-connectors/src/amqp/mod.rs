@@ -107,6 +107,17 @@ pub async fn declare_topic_queues(
         .map_err(|_| format!("the broker did not answer within {OPEN_TIMEOUT:?}"))?
 }
 
+/// Returns a message got from a queue to it (a migration that cannot move it now).
+async fn put_back(d: &lapin::message::Delivery) {
+    let _ = d
+        .acker
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        })
+        .await;
+}
+
 /// Moves what earlier versions left in the queue of a consumer group, `railyard.<group>`
 /// (one queue per group, shared by all its topics), into the queue of each message's topic,
 /// `railyard.<topic>.<group>`, then deletes the old queue once empty. Each message is
@@ -174,13 +185,7 @@ pub async fn migrate_group_queues(
             let d = got.delivery;
             let topic = d.routing_key.as_str();
             if !topics.contains(topic) {
-                let _ = d
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    })
-                    .await;
+                put_back(&d).await;
                 stranded = true;
                 tracing::warn!(queue = %old, topic = %topic, "A message in an old consumer-group queue is for a topic the group no longer consumes; the queue is kept.");
                 break;
@@ -201,13 +206,7 @@ pub async fn migrate_group_queues(
                 .await
                 .map_err(|e| e.to_string())?;
             if !matches!(confirm, Confirmation::Ack(None)) {
-                let _ = d
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    })
-                    .await;
+                put_back(&d).await;
                 return Err(format!(
                     "moving a message from `{old}` to `{}` was not confirmed",
                     topic_queue(topic, group)

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use railyard_connectors::http::{Handoff, Inbound, Unavailable, router, routes};
+use railyard_connectors::http::{Handoff, Inbound, Limits, Unavailable, router, routes};
 use railyard_core::project::{LoadOptions, MemFiles, Project, load};
 use tower::ServiceExt;
 
@@ -112,7 +112,7 @@ fn app(unavailable: bool) -> (axum::Router, Seen) {
     let project = project();
     let routes = railyard_connectors::http::shared(routes(&project).expect("no duplicate paths"));
     let (handoff, seen) = recording(unavailable);
-    (router(routes, handoff), seen)
+    (router(routes, handoff, Arc::new(Limits::default())), seen)
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@
 
 mod admin;
 mod driver;
+mod http_limits;
 mod inputs;
 mod metrics;
 mod outputs;
@@ -65,6 +66,8 @@ pub struct Args {
     /// Do not watch the project for changes (no hot reload).
     #[arg(long)]
     pub no_watch: bool,
+    #[command(flatten)]
+    pub http_limits: http_limits::HttpLimitArgs,
 }
 
 pub fn run(args: Args) -> u8 {
@@ -219,7 +222,9 @@ async fn serve(
 
     let admin = admin::router(&rt);
     let handoff = webhook_handoff(&rt);
-    let app = admin.merge(railyard_connectors::http::router(routes.clone(), handoff));
+    let limits = Arc::new(args.http_limits.limits());
+    let webhooks = railyard_connectors::http::router(routes.clone(), handoff, limits.clone());
+    let app = admin.merge(webhooks);
 
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
@@ -313,13 +318,14 @@ async fn serve(
         );
     }
     let (server_stop, mut server_rx) = tokio::sync::watch::channel(false);
-    let server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_rx.wait_for(|stop| *stop).await;
-            })
-            .into_future(),
-    );
+    let server = tokio::spawn(railyard_connectors::http::serve(
+        listener,
+        app,
+        limits,
+        async move {
+            let _ = server_rx.wait_for(|stop| *stop).await;
+        },
+    ));
 
     // Hot reload: file events (debounced) and a slow poll both lead to comparing the files'
     // fingerprint; a valid change swaps in, an invalid one is reported and the running version
@@ -373,10 +379,8 @@ async fn serve(
     rt.stopping.store(true, Ordering::Relaxed);
     eprintln!("railyard: stopping: no new requests; finishing what is in flight");
     let _ = server_stop.send(true);
-    match server.await {
-        Ok(Err(e)) => eprintln!("error: server: {e}"),
-        Err(e) => eprintln!("error: server task: {e}"),
-        Ok(Ok(())) => {}
+    if let Err(e) = server.await {
+        eprintln!("error: server task: {e}");
     }
     workers.stop_all().await;
     let _ = purge_stop.send(true);

@@ -314,10 +314,17 @@ fn a_graceful_stop_answers_the_request_being_read() {
     });
 }
 
+type Case = (
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
 #[test]
 fn zero_or_malformed_limits_are_refused_with_a_clear_message() {
     let tmp = project();
-    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+    // Flags, environment, what stderr says.
+    let cases: [Case; 4] = [
         (&["--max-connections", "0"], &[], "--max-connections"),
         (&["--max-unauthenticated-reads", "0"], &[], "at least 1"),
         (&["--header-timeout", "10"], &[], "a duration like `10s`"),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Slow and unauthenticated clients against `railyard run` (issue 10): SLOW slowloris
 # connections (headers sent a line every 2 s, never finished) and UPLOADS concurrent unsigned
-# POSTs of UPLOAD_BYTES to a signature-only route (max_body 4 MiB), while a legit signed
+# POSTs of UPLOAD_BYTES, each paced over UPLOAD_SECS so all are in flight at once, to a
+# signature-only route (max_body 4 MiB), while a legit signed
 # webhook is sent every 0.5 s (a 503 retried after its Retry-After, as platforms do). Reports
 # the server's RSS (/proc/PID/status VmRSS) before, at peak, at the end of the attack and
 # SETTLE_SECS after; its open sockets at peak; what the slow connections, the uploads and the
@@ -10,7 +11,7 @@
 # Usage: benches/load/slow-clients.sh
 #   RAILYARD_BIN=path   use this railyard binary (default: cargo build --release, target/release)
 #   RUN_FLAGS="..."     extra flags for `railyard run` (e.g. "--max-unauthenticated-reads 16")
-#   SLOW=500 UPLOADS=100 UPLOAD_BYTES=3900000 ATTACK_SECS=30 SETTLE_SECS=15
+#   SLOW=500 UPLOADS=100 UPLOAD_BYTES=3900000 UPLOAD_SECS=5 ATTACK_SECS=30 SETTLE_SECS=15
 #   KEEP=1              keep the temporary project and the server's log
 # Needs python3. Prints a JSON summary on stdout, readable lines on stderr.
 set -euo pipefail

@@ -4,7 +4,8 @@
 Usage: slow_clients.py PORT PID  (settings from the environment, see slow-clients.sh)
 
 Opens SLOW connections that send their headers a line every 2 s and never finish them, and
-UPLOADS concurrent unsigned POSTs of UPLOAD_BYTES to a signature-only route, while a legit
+UPLOADS concurrent unsigned POSTs of UPLOAD_BYTES (each sent over UPLOAD_SECS) to a
+signature-only route, while a legit
 signed webhook is sent every 0.5 s (a 503 is retried after its Retry-After, as a platform
 does). Samples the server's VmRSS and its open sockets (/proc/PID) every 50 ms and prints a
 JSON summary on stdout and readable lines on stderr.
@@ -26,6 +27,7 @@ PID = int(sys.argv[2])
 SLOW = int(os.environ.get("SLOW", "500"))
 UPLOADS = int(os.environ.get("UPLOADS", "100"))
 UPLOAD_BYTES = int(os.environ.get("UPLOAD_BYTES", str(3_900_000)))
+UPLOAD_SECS = float(os.environ.get("UPLOAD_SECS", "5"))
 ATTACK_SECS = float(os.environ.get("ATTACK_SECS", "30"))
 SETTLE_SECS = float(os.environ.get("SETTLE_SECS", "15"))
 SECRET = os.environ.get("SECRET", "s3cret").encode()
@@ -155,10 +157,14 @@ def upload(i):
     try:
         s.sendall(head(UPLOAD_BYTES, [("X-Sig", "bm90IGEgc2lnbmF0dXJl")]))
         left = UPLOAD_BYTES
+        # Paced over UPLOAD_SECS, so that every upload is in flight at once.
+        pause = UPLOAD_SECS * len(body_chunk) / UPLOAD_BYTES
         while left > 0:
             n = min(left, len(body_chunk))
             s.sendall(body_chunk[:n])
             left -= n
+            if pause > 0:
+                time.sleep(pause)
     except OSError:
         pass  # answered (and closed) before the whole body was sent: read the answer
     status = read_status(s, 60)
@@ -247,7 +253,7 @@ def main():
     peak_sockets = max((s for (_, _, s) in during if s is not None), default=None)
     out = {
         "settings": {"slow": SLOW, "uploads": UPLOADS, "upload_bytes": UPLOAD_BYTES,
-                     "attack_secs": ATTACK_SECS, "settle_secs": SETTLE_SECS},
+                     "upload_secs": UPLOAD_SECS, "attack_secs": ATTACK_SECS, "settle_secs": SETTLE_SECS},
         "rss_mb": {"before": rss_mb(before), "peak": rss_mb(peak),
                    "end_of_attack": rss_mb(rss_at_end), "after": rss_mb(after)},
         "server_sockets_peak": peak_sockets,

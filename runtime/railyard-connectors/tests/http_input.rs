@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use railyard_connectors::http::{Handoff, Inbound, Unavailable, router, routes};
+use railyard_connectors::http::{Handoff, Inbound, Limits, Unavailable, router, routes};
 use railyard_core::project::{LoadOptions, MemFiles, Project, load};
 use tower::ServiceExt;
 
@@ -112,7 +112,7 @@ fn app(unavailable: bool) -> (axum::Router, Seen) {
     let project = project();
     let routes = railyard_connectors::http::shared(routes(&project).expect("no duplicate paths"));
     let (handoff, seen) = recording(unavailable);
-    (router(routes, handoff), seen)
+    (router(routes, handoff, Arc::new(Limits::default())), seen)
 }
 
 #[tokio::test]
@@ -325,4 +325,55 @@ async fn api_keys_of_other_lengths_are_refused() {
         b"k-one k-two"
     ));
     assert!(!railyard_connectors::http::api_key_matches(&[], b""));
+}
+
+/// A body that never arrives, and says whether anyone polled it.
+fn never_sent(polled: Arc<std::sync::atomic::AtomicBool>) -> Body {
+    let stream = futures_util::stream::poll_fn(move |_| {
+        polled.store(true, std::sync::atomic::Ordering::SeqCst);
+        std::task::Poll::<Option<Result<axum::body::Bytes, std::io::Error>>>::Pending
+    });
+    Body::from_stream(stream)
+}
+
+#[tokio::test]
+async fn the_api_key_is_checked_before_the_body_is_polled() {
+    let (app, seen) = app(false);
+    let polled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        send(app, keyed("k-three", never_sent(polled.clone()))),
+    )
+    .await;
+    let (s, h, j) = answer.expect("answered without the body");
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{j}");
+    assert_eq!(h["connection"], "close");
+    assert!(!polled.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_is_408_after_the_body_timeout() {
+    let project = project();
+    let routes = railyard_connectors::http::shared(routes(&project).expect("no duplicate paths"));
+    let (handoff, seen) = recording(false);
+    let limits = Limits {
+        body_timeout: std::time::Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let app = router(routes, handoff, Arc::new(limits));
+    let polled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (s, h, j) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        send(app, keyed("k-one", never_sent(polled.clone()))),
+    )
+    .await
+    .expect("answered within the bound");
+    assert_eq!(s, StatusCode::REQUEST_TIMEOUT, "{j}");
+    assert_eq!(h["connection"], "close");
+    assert!(
+        polled.load(std::sync::atomic::Ordering::SeqCst),
+        "the right key reads the body"
+    );
+    assert!(seen.lock().unwrap().is_empty());
 }

@@ -176,7 +176,11 @@ fn app() -> App {
         .enable_all()
         .build()
         .unwrap();
-    let router = router(shared(routes(&loaded.project).unwrap()), handoff);
+    let router = router(
+        shared(routes(&loaded.project).unwrap()),
+        handoff,
+        std::sync::Arc::new(railyard_connectors::http::Limits::default()),
+    );
     App {
         rt,
         router,

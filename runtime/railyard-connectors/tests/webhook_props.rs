@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use proptest::prelude::*;
-use railyard_connectors::http::{Handoff, Inbound, router, routes, shared};
+use railyard_connectors::http::{Handoff, Inbound, Limits, router, routes, shared};
 use railyard_core::project::{LoadOptions, MemFiles, load};
 use tower::ServiceExt;
 
@@ -34,7 +34,7 @@ fn app() -> (axum::Router, Arc<Mutex<Vec<Inbound>>>) {
         })
     });
     let routes = shared(routes(&loaded.project).unwrap());
-    (router(routes, handoff), seen)
+    (router(routes, handoff, Arc::new(Limits::default())), seen)
 }
 
 fn answer(req: Request<Body>) -> (StatusCode, usize) {

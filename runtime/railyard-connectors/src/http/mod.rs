@@ -1,12 +1,22 @@
 //! The HTTP input: one route per pipeline with an `http:` input.
 //!
-//! Request checks run in the order a platform's engineer would debug them: route (404),
-//! method (405), content type (415), size (413), API key and signature (401), JSON (400: not
-//! JSON, a duplicate key, an integer beyond 64 bits; see [`railyard_core::json`]).
+//! Request checks run in the order a platform's engineer would debug them, and everything
+//! that can be checked from the headers is checked before the body is read: route (404),
+//! method (405), content type (415), declared size (413), API key (401). Only then is the body
+//! read — within [`Limits::body_timeout`] (408), up to the route's `max_body` (413) and, when
+//! the route has no API key (signature-only or open: the sender is not authenticated yet),
+//! holding one of [`Limits::max_unauthenticated_reads`] server-wide permits (none free within
+//! [`Limits::read_permit_wait`]: 503 with `Retry-After`) until the signature is verified.
+//! Then the signature (401) and JSON (400: not JSON, a duplicate key, an integer beyond 64
+//! bits; see [`railyard_core::json`]).
 //! Only then is the message handed off; the 202 with the message id is sent after the
 //! hand-off confirmed it durable. A hand-off that cannot take the message answers 503 with
 //! `Retry-After`, so the platform retries instead of losing it.
+//!
+//! The connection-level limits (connection cap, header read timeout) are in [`serve`].
 
+mod limits;
+mod server;
 mod sink;
 pub mod verify;
 
@@ -19,9 +29,13 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use railyard_core::project::{Pipeline, Project};
 use serde_json::{Map, Value, json};
+use tokio::sync::Semaphore;
 
+pub use self::limits::{Limits, MAX_COUNT, MAX_TIMEOUT, check_count, check_timeout};
+pub use self::server::serve;
 pub use self::sink::shown_url;
 pub use self::verify::{HmacCheck, SignatureError};
 
@@ -169,14 +183,23 @@ pub fn shared(routes: HashMap<String, Route>) -> SharedRoutes {
 struct HttpState {
     routes: SharedRoutes,
     handoff: Handoff,
+    limits: Arc<Limits>,
+    /// Permits for body reads before the sender is authenticated, server-wide.
+    unauthenticated_reads: Arc<Semaphore>,
 }
 
 /// An axum router answering every webhook route (as its fallback, so admin routes added by
-/// the caller take precedence).
-pub fn router(routes: SharedRoutes, handoff: Handoff) -> axum::Router {
+/// the caller take precedence), within `limits` (the ones [`serve`] is given).
+pub fn router(routes: SharedRoutes, handoff: Handoff, limits: Arc<Limits>) -> axum::Router {
+    let unauthenticated_reads = Arc::new(Semaphore::new(limits.max_unauthenticated_reads));
     axum::Router::new()
         .fallback(dispatch)
-        .with_state(HttpState { routes, handoff })
+        .with_state(HttpState {
+            routes,
+            handoff,
+            limits,
+            unauthenticated_reads,
+        })
 }
 
 fn problem(status: StatusCode, message: impl Into<String>) -> Response {
@@ -255,27 +278,76 @@ async fn dispatch(State(state): State<HttpState>, request: Request) -> Response 
     if declared.is_some_and(|l| l > route.max_body) {
         return too_large(route.max_body);
     }
-    let bytes = match axum::body::to_bytes(Body::new(body), route.max_body).await {
-        Ok(b) => b,
-        Err(_) => return too_large(route.max_body),
-    };
     if let Some((name, keys)) = &route.api_key {
         let given = header_str(&parts.headers, name)
             .unwrap_or_default()
             .as_bytes();
         if !api_key_matches(keys, given) {
-            return problem(
+            // Answered from the headers alone: the body is never read (a client that sent
+            // `Expect: 100-continue` never sends it), and the connection is closed.
+            return closing(problem(
                 StatusCode::UNAUTHORIZED,
                 format!("missing or unknown API key in `{name}`"),
-            );
+            ));
         }
     }
+    // A sender without an API key is not authenticated until its signature, over the body,
+    // is verified: the read holds one of the server-wide permits, so such reads hold at most
+    // permits × max_body of memory together.
+    let permit = if route.api_key.is_none() {
+        let wait = state.limits.read_permit_wait;
+        match tokio::time::timeout(wait, state.unauthenticated_reads.clone().acquire_owned()).await
+        {
+            Ok(Ok(permit)) => Some(permit),
+            Ok(Err(_)) | Err(_) => {
+                tracing::debug!(pipeline = %route.pipeline, "Every unauthenticated read permit is taken; answered 503.");
+                let mut r = closing(problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many webhook bodies are being read; send it again",
+                ));
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+                return r;
+            }
+        }
+    } else {
+        None
+    };
+    // Only the read is timed, never the hand-off below: once a message is handed off it may
+    // become durable (and be delivered) at any moment, so cutting the hand-off short would
+    // answer an error for a message that was taken — the platform would send it again, and
+    // its first copy would lose the 202 that carries its id. The read phase of a request is
+    // thus bounded by the header timeout (hyper, in `serve`) plus the permit wait plus the
+    // body timeout; the hand-off is bounded by the pipeline's own timeouts.
+    let read = read_body(body, route.max_body, declared);
+    let bytes = match tokio::time::timeout(state.limits.body_timeout, read).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(BodyError::TooLarge)) => return closing(too_large(route.max_body)),
+        Ok(Err(BodyError::Broken(e))) => {
+            return closing(problem(
+                StatusCode::BAD_REQUEST,
+                format!("the body could not be read: {e}"),
+            ));
+        }
+        Err(_) => {
+            tracing::debug!(pipeline = %route.pipeline, "A body was not received within the body timeout; answered 408.");
+            return closing(problem(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body was not received within {}",
+                    humantime::format_duration(state.limits.body_timeout)
+                ),
+            ));
+        }
+    };
     if let Some(check) = &route.hmac
         && let Err(e) = check.verify(header_str(&parts.headers, &check.header), &bytes)
     {
         tracing::warn!(pipeline = %route.pipeline, reason = %e, "Rejected unsigned webhook.");
         return problem(StatusCode::UNAUTHORIZED, e.to_string());
     }
+    // Authenticated (or an open route, read in full): the permit goes back.
+    drop(permit);
     // The one JSON intake: a duplicate key or an integer beyond 64 bits is a 400 naming it.
     let body = match railyard_core::json::parse_payload(&bytes) {
         Ok(v) => v,
@@ -316,6 +388,39 @@ async fn dispatch(State(state): State<HttpState>, request: Request) -> Response 
             r
         }
     }
+}
+
+enum BodyError {
+    TooLarge,
+    Broken(axum::Error),
+}
+
+/// The body, up to `limit` bytes, into one buffer sized by the declared length (already
+/// checked against `limit`): one copy of the body in memory, not the chunks and then a copy.
+async fn read_body(
+    body: Body,
+    limit: usize,
+    declared: Option<usize>,
+) -> Result<Vec<u8>, BodyError> {
+    let mut out = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(BodyError::Broken)?;
+        if chunk.len() > limit - out.len() {
+            return Err(BodyError::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// `response` with `Connection: close`: after a refusal whose request body was not read (in
+/// full), the connection cannot carry another request.
+fn closing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 fn too_large(limit: usize) -> Response {

@@ -17,6 +17,7 @@
 
 mod admin;
 mod driver;
+mod http_limits;
 mod inputs;
 mod metrics;
 mod outputs;
@@ -76,6 +77,8 @@ pub struct Args {
     /// Do not watch the project for changes (no hot reload).
     #[arg(long)]
     pub no_watch: bool,
+    #[command(flatten)]
+    pub http_limits: http_limits::HttpLimitArgs,
 }
 
 impl Args {
@@ -244,7 +247,9 @@ async fn serve(
     };
     let admin = admin::router(&rt, access);
     let handoff = webhook_handoff(&rt);
-    let app = admin.merge(railyard_connectors::http::router(routes.clone(), handoff));
+    let limits = Arc::new(args.http_limits.limits());
+    let webhooks = railyard_connectors::http::router(routes.clone(), handoff, limits.clone());
+    let app = admin.merge(webhooks);
     let admin_listener = match args.admin_listen {
         None => None,
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
@@ -351,25 +356,23 @@ async fn serve(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    // The peer's address tells the admin endpoints whether a request is local.
-    let server = tokio::spawn(
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped(server_rx.clone()))
-        .into_future(),
-    );
+    let server = tokio::spawn(railyard_connectors::http::serve(
+        listener,
+        app,
+        limits.clone(),
+        stopped(server_rx.clone()),
+    ));
     let admin_server = admin_listener.map(|l| {
         if let Ok(addr) = l.local_addr() {
             eprintln!("railyard: admin endpoints on http://{addr} (/health, /metrics)");
         }
         let app = admin::router(&rt, admin::Access::Anyone);
-        tokio::spawn(
-            axum::serve(l, app)
-                .with_graceful_shutdown(stopped(server_rx.clone()))
-                .into_future(),
-        )
+        tokio::spawn(railyard_connectors::http::serve(
+            l,
+            app,
+            limits.clone(),
+            stopped(server_rx.clone()),
+        ))
     });
 
     // Hot reload: file events (debounced) and a slow poll both lead to comparing the files'
@@ -425,10 +428,8 @@ async fn serve(
     eprintln!("railyard: stopping: no new requests; finishing what is in flight");
     let _ = server_stop.send(true);
     for server in std::iter::once(server).chain(admin_server) {
-        match server.await {
-            Ok(Err(e)) => eprintln!("error: server: {e}"),
-            Err(e) => eprintln!("error: server task: {e}"),
-            Ok(Ok(())) => {}
+        if let Err(e) = server.await {
+            eprintln!("error: server task: {e}");
         }
     }
     workers.stop_all().await;

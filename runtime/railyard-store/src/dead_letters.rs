@@ -32,6 +32,74 @@ impl Store {
         rows.into_iter().map(DeadLetterRow::parse).collect()
     }
 
+    /// Dead letters matching `q`, oldest first: for `railyard dlq` and the admin API.
+    pub fn find_dead_letters(
+        &self,
+        q: &DeadLetterQuery,
+    ) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
+        let mut sql = String::from(
+            "SELECT id, pipeline, pipeline_version, step, error, message, attempts, at_ms, original FROM dead_letters WHERE id > ?1",
+        );
+        let mut args: Vec<rusqlite::types::Value> = vec![to_i64(q.after_id).into()];
+        let mut and = |clause: &str, v: rusqlite::types::Value| {
+            args.push(v);
+            sql.push_str(&format!(" AND {clause} ?{}", args.len()));
+        };
+        if let Some(p) = &q.pipeline {
+            and("pipeline =", p.clone().into());
+        }
+        if let Some(s) = &q.step {
+            and("step =", s.clone().into());
+        }
+        if let Some(c) = &q.code {
+            and("json_extract(error, '$.code') =", c.clone().into());
+        }
+        if let Some(t) = q.since_ms {
+            and("at_ms >=", t.into());
+        }
+        if let Some(t) = q.until_ms {
+            and("at_ms <", t.into());
+        }
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        args.push(limit.into());
+        sql.push_str(&format!(" ORDER BY id LIMIT ?{}", args.len()));
+        let conn = self.conn();
+        let rows = conn
+            .prepare(&sql)?
+            .query_map(rusqlite::params_from_iter(args), DeadLetterRow::read)?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter().map(DeadLetterRow::parse).collect()
+    }
+
+    /// One dead letter by id, if it is there.
+    pub fn dead_letter_by_id(&self, id: u64) -> Result<Option<DeadLetter>, StoreError> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT id, pipeline, pipeline_version, step, error, message, attempts, at_ms, original
+                 FROM dead_letters WHERE id = ?1",
+                params![to_i64(id)],
+                DeadLetterRow::read,
+            )
+            .optional()?;
+        Ok(row.map(DeadLetterRow::parse).transpose()?.map(|(_, dl)| dl))
+    }
+
+    /// Deletes the dead letters `ids` (those still there); returns how many went.
+    pub fn drop_dead_letters(&self, ids: &[u64]) -> Result<u64, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut n = 0;
+        {
+            let mut delete = tx.prepare_cached("DELETE FROM dead_letters WHERE id = ?1")?;
+            for id in ids {
+                n += delete.execute(params![to_i64(*id)])? as u64;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
     /// Removes and returns one dead letter (for replay); `None` if there is no such id (never
     /// was, or already taken).
     pub fn take_dead_letter(&self, id: u64) -> Result<Option<DeadLetter>, StoreError> {

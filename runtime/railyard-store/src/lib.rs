@@ -168,6 +168,22 @@ pub struct DeadLetter {
     pub at_ms: i64,
 }
 
+/// Which dead letters [`Store::find_dead_letters`] returns: every given condition holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeadLetterQuery {
+    pub pipeline: Option<String>,
+    pub step: Option<String>,
+    /// The error's code (`output-error`, `schema-violation`, ...).
+    pub code: Option<String>,
+    /// Dead-lettered at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Dead-lettered before this time.
+    pub until_ms: Option<i64>,
+    /// Only ids greater than this (paging).
+    pub after_id: u64,
+    pub limit: usize,
+}
+
 /// What [`Store::open`] took back from the previous holder of the file (a process that
 /// stopped or crashed): counts, for the runtime to log.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! The `railyard` command line.
 
 mod cmd;
+mod dead_letters;
 mod fs;
 mod render;
 mod run;
@@ -56,10 +57,16 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Print the JSON Schema of the pipeline or mapping file format (for editors).
     FormatSchema(cmd::format_schema::Args),
+    /// Search, show and drop dead letters in a data directory.
+    #[command(subcommand)]
+    Dlq(cmd::dlq::DlqCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_)) {
+        quiet_on_closed_pipe();
+    }
     let code = match cli.command {
         Command::Validate(args) => cmd::validate::run(args),
         Command::Schema(c) => cmd::schema::run(c),
@@ -68,8 +75,16 @@ fn main() -> ExitCode {
         Command::Map(args) => cmd::map::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::FormatSchema(args) => cmd::format_schema::run(args),
+        Command::Dlq(c) => cmd::dlq::run(c),
     };
     ExitCode::from(code)
+}
+
+/// A command whose output is piped into `head` and closed early stops quietly, as Unix tools
+/// do, instead of panicking on the failed write: SIGPIPE gets its default action back (Rust
+/// ignores it). Not for `run`, whose sockets and logs must outlive a closed reader.
+fn quiet_on_closed_pipe() {
+    sigpipe::reset();
 }
 
 /// The project directory argument shared by commands: positional, default `.`.

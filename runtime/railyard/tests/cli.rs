@@ -1026,3 +1026,28 @@ fn schema_list_of_missing_dir_exits_2() {
     );
     assert_eq!(out.code, 2, "{out}");
 }
+
+/// `railyard … | head` closes the pipe early: the command stops quietly, no panic.
+#[test]
+fn output_into_a_closed_pipe_stops_quietly() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    // Far more than a pipe holds (64 KiB), so the writer meets the closed pipe.
+    let big = format!("[{}]", vec!["\"0123456789abcdef\""; 40_000].join(","));
+    let file = tmp.path().join("big.json");
+    std::fs::write(&file, big).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_railyard"))
+        .args(["eval", "--jmespath", "@", file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    let mut stdout = child.stdout.take().unwrap();
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(first.starts_with(b"["), "{first:?}");
+}

@@ -1,3 +1,4 @@
+pub mod dlq;
 pub mod eval;
 pub mod format_schema;
 pub mod map;

@@ -1,10 +1,11 @@
 //! The admin endpoints: `/health` (what runs, versions and revisions, the last reload),
 //! `/ready` (503 while stopping, while the store cannot be written, or while a broker
-//! consumer is down) and `/metrics` (Prometheus).
+//! consumer is down), `/metrics` (Prometheus) and `/admin/dead-letters[/{id}]` (the search of
+//! `railyard dlq list|show`, as JSON).
 //!
 //! Who may see them ([`Access`]): `/ready` and a minimal `/health` (`{"status": …}`) are open
 //! on the webhook listener, for load balancers and probes. The detailed `/health` and
-//! `/metrics` (and every admin API added later) are admin endpoints: served on the admin
+//! `/metrics` and `/admin/*` are admin endpoints: served on the admin
 //! listener (`--admin-listen`) to whoever reaches it, and on the webhook listener only to a
 //! request with `Authorization: Bearer <RAILYARD_ADMIN_TOKEN>` — or, when no token and no
 //! admin listener is configured, to a request from this machine (a loopback peer that no
@@ -104,14 +105,46 @@ pub(crate) fn token_from_env() -> Option<String> {
 }
 
 pub(crate) fn router(rt: &Arc<Runtime>, access: Access) -> axum::Router {
-    let (health_rt, ready_rt, metrics_rt) = (rt.clone(), rt.clone(), rt.clone());
-    let (health_access, metrics_access) = (access.clone(), access);
+    use axum::extract::State;
+    // Admin-only routes: every one behind the same check, so a route added here cannot be
+    // left open by mistake.
+    let gate = access.clone();
+    let admin_only = axum::Router::new()
+        .route("/metrics", get(metrics_page))
+        .route(
+            "/admin/dead-letters",
+            get(
+                |State(rt): State<Arc<Runtime>>, uri: axum::http::Uri| async move {
+                    list_dead_letters(&rt, &uri).await
+                },
+            ),
+        )
+        .route(
+            "/admin/dead-letters/{id}",
+            get(
+                |State(rt): State<Arc<Runtime>>,
+                 axum::extract::Path(id): axum::extract::Path<String>| async move {
+                    one_dead_letter(&rt, &id).await
+                },
+            ),
+        )
+        .route_layer(axum::middleware::from_fn(
+            move |request: Request, next: axum::middleware::Next| {
+                let gate = gate.clone();
+                async move {
+                    if gate.allows(&request) {
+                        next.run(request).await
+                    } else {
+                        gate.refusal()
+                    }
+                }
+            },
+        ));
     axum::Router::new()
         .route(
             "/health",
-            get(move |request: Request| {
-                let (rt, access) = (health_rt.clone(), health_access.clone());
-                async move {
+            get(
+                move |State(rt): State<Arc<Runtime>>, request: Request| async move {
                     if access.allows(&request) {
                         axum::Json(health(&rt))
                     } else {
@@ -123,62 +156,47 @@ pub(crate) fn router(rt: &Arc<Runtime>, access: Access) -> axum::Router {
                         };
                         axum::Json(json!({ "status": status }))
                     }
-                }
-            }),
+                },
+            ),
         )
-        .route(
-            "/ready",
-            get(move || {
-                let rt = ready_rt.clone();
-                async move {
-                    let down = rt.brokers_down();
-                    // What the store watchdog found at its last write (every 2 s): a probe
-                    // never writes, so polling /ready costs no disk sync.
-                    let problem = rt
-                        .store_problem
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .clone();
-                    let ok = !rt.stopping.load(Ordering::Relaxed)
-                        && problem.is_none()
-                        && down.is_empty();
-                    let status = if ok {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    };
-                    (
-                        status,
-                        axum::Json(json!({
-                            "ready": ok,
-                            "brokers_down": down,
-                            "store": problem.unwrap_or_else(|| "ok".to_string()),
-                        })),
-                    )
-                }
-            }),
-        )
-        .route(
-            "/metrics",
-            get(move |request: Request| {
-                let (rt, access) = (metrics_rt.clone(), metrics_access.clone());
-                async move {
-                    if !access.allows(&request) {
-                        return access.refusal();
-                    }
-                    if let Ok(brokers) = rt.brokers.lock() {
-                        for (worker, up) in brokers.iter() {
-                            metrics::broker(worker, up.load(Ordering::Relaxed));
-                        }
-                    }
-                    rt.prometheus
-                        .as_ref()
-                        .map(|h| h.render())
-                        .unwrap_or_default()
-                        .into_response()
-                }
-            }),
-        )
+        .route("/ready", get(ready))
+        .merge(admin_only)
+        .with_state(rt.clone())
+}
+
+async fn ready(axum::extract::State(rt): axum::extract::State<Arc<Runtime>>) -> Response {
+    let down = rt.brokers_down();
+    // What the store watchdog found at its last write (every 2 s): a probe never writes, so
+    // polling /ready costs no disk sync.
+    let problem = rt
+        .store_problem
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let ok = !rt.stopping.load(Ordering::Relaxed) && problem.is_none() && down.is_empty();
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "ready": ok,
+        "brokers_down": down,
+        "store": problem.unwrap_or_else(|| "ok".to_string()),
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+async fn metrics_page(axum::extract::State(rt): axum::extract::State<Arc<Runtime>>) -> String {
+    if let Ok(brokers) = rt.brokers.lock() {
+        for (worker, up) in brokers.iter() {
+            metrics::broker(worker, up.load(Ordering::Relaxed));
+        }
+    }
+    rt.prometheus
+        .as_ref()
+        .map(|h| h.render())
+        .unwrap_or_default()
 }
 
 fn health(rt: &Runtime) -> Value {
@@ -202,4 +220,52 @@ fn health(rt: &Runtime) -> Value {
         "not_started": live.not_started,
         "reload": reload,
     })
+}
+
+fn problem(status: StatusCode, message: String) -> Response {
+    (status, axum::Json(json!({ "error": message }))).into_response()
+}
+
+/// `GET /admin/dead-letters?pipeline=&step=&code=&since=&until=&where=&limit=`: the same
+/// filter as `railyard dlq list`.
+async fn list_dead_letters(rt: &Runtime, uri: &axum::http::Uri) -> Response {
+    let given = match axum::extract::Query::<crate::dead_letters::Given>::try_from_uri(uri) {
+        Ok(axum::extract::Query(g)) => g,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let limit = given.limit.unwrap_or(100).min(10_000);
+    let search = match given.search() {
+        Ok(s) => s,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, e),
+    };
+    let found = rt
+        .db
+        .run(move |s| Ok(crate::dead_letters::search(s, &search, limit)))
+        .await;
+    match found {
+        Ok(Ok(found)) => {
+            let all: Vec<Value> = found
+                .iter()
+                .map(|(id, d)| crate::dead_letters::as_json(*id, d))
+                .collect();
+            axum::Json(json!({ "count": all.len(), "dead_letters": all })).into_response()
+        }
+        Ok(Err(e)) => problem(StatusCode::BAD_REQUEST, e),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// `GET /admin/dead-letters/{id}`.
+async fn one_dead_letter(rt: &Runtime, id: &str) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            format!("`{id}` is not a dead-letter id"),
+        );
+    };
+    match rt.db.run(move |s| s.dead_letter_by_id(id)).await {
+        Ok(Some(d)) => axum::Json(crate::dead_letters::as_json(id, &d)).into_response(),
+        Ok(None) => problem(StatusCode::NOT_FOUND, format!("no dead letter {id}")),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
 }

@@ -291,7 +291,7 @@ impl Runtime {
             .run(move |s| s.dead_letter(&entry))
             .await
             .map_err(|e| store_error(format!("dead-letter store: {e}")))?;
-        tracing::warn!(pipeline = %pipeline, step = %step, message = %id, error = %error, "Dead-lettered a message.");
+        tracing::warn!(pipeline = %pipeline, step = %step, id = %id, error = %error, "Dead-lettered a message.");
         Ok(())
     }
 

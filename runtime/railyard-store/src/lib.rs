@@ -273,6 +273,9 @@ pub struct Unit {
     /// `(pipeline, message id)` whose output marks are settled with the message: deleted by
     /// a commit (the message is done), kept by a release (the retry skips what it wrote).
     pub marks: Option<(String, String)>,
+    /// The dead letter this message replays: deleted by a commit (the replay delivered the
+    /// message, or dead-lettered it again as a new dead letter), kept by a release.
+    pub replaces: Option<u64>,
 }
 
 impl Unit {
@@ -284,6 +287,7 @@ impl Unit {
             && self.dead_letters.is_empty()
             && self.ack.is_none()
             && self.marks.is_none()
+            && self.replaces.is_none()
     }
 }
 

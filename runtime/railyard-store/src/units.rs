@@ -57,7 +57,10 @@ impl Store {
     /// then nothing else changed either, since the new holder owns the message now.
     pub fn commit_unit(&self, unit: &Unit) -> Result<bool, StoreError> {
         let conn = self.conn();
-        let _relaxed = Relaxed::on(&conn, unit.dead_letters.is_empty())?;
+        let _relaxed = Relaxed::on(
+            &conn,
+            unit.dead_letters.is_empty() && unit.replaces.is_none(),
+        )?;
         // Unchecked: `_relaxed` holds `&conn` too; the mutex guarantees one transaction.
         let tx = Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)?;
         if let Some(delivery) = &unit.ack
@@ -75,6 +78,10 @@ impl Store {
         }
         if let Some(mark) = &unit.file {
             set_file_progress_in(&tx, mark)?;
+        }
+        if let Some(id) = unit.replaces {
+            tx.prepare_cached("DELETE FROM dead_letters WHERE id = ?1")?
+                .execute(params![to_i64(id)])?;
         }
         for entry in &unit.dead_letters {
             dead_letter_in(&tx, entry)?;

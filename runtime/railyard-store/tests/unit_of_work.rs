@@ -177,6 +177,8 @@ fn a_unit_commits_its_keys_batches_and_file_progress_with_the_ack() {
         digest: vec![9],
     };
     s.set_output_mark(&slot, &mark, 0).unwrap();
+    // The message replays an earlier dead letter of its own.
+    let replayed = s.dead_letter(&dead_letter("p")).unwrap();
     let unit = Unit {
         keys: vec![("p".into(), "k".into())],
         batch_claims: vec![claim.token],
@@ -192,7 +194,15 @@ fn a_unit_commits_its_keys_batches_and_file_progress_with_the_ack() {
         dead_letters: vec![dead_letter("p")],
         ack: Some(d.clone()),
         marks: Some(("p".into(), "m".into())),
+        replaces: Some(replayed),
     };
+    // Released (a replay that failed transiently): the replayed dead letter stays.
+    let retry = Unit {
+        replaces: Some(replayed),
+        ..Unit::default()
+    };
+    s.release_unit(&retry, 0, false).unwrap();
+    assert_eq!(s.dead_letters(Some("p"), 10).unwrap()[0].0, replayed);
     assert!(s.commit_unit(&unit).unwrap());
     assert_eq!(s.output_mark(&slot).unwrap(), None);
     assert_eq!(s.depth("t", "g").unwrap(), 0);
@@ -201,7 +211,10 @@ fn a_unit_commits_its_keys_batches_and_file_progress_with_the_ack() {
         KeyClaim::Committed
     );
     assert_eq!(s.batch_depth("p/steps[0]").unwrap(), 0);
-    assert_eq!(s.dead_letters(Some("p"), 10).unwrap().len(), 1);
+    // The replayed dead letter went; the unit's own is the only one.
+    let letters = s.dead_letters(Some("p"), 10).unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_ne!(letters[0].0, replayed);
     assert_eq!(
         s.file_progress("p", "file-key").unwrap(),
         Some(FileProgress {

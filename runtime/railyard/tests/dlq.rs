@@ -237,3 +237,154 @@ fn dlq_mistakes_get_a_clear_error() {
         assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
     }
 }
+
+/// An ERP whose answer the test sets: 422 for every order (`mode` 0), 200 except for order
+/// 1043 (1), 503 for every order (2). It records each order it accepted, with the message id
+/// Railyard sent.
+fn scripted_erp(
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    accepted: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let Some((head, body)) = common::read_request(&mut s) else {
+                continue;
+            };
+            let order: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let number = order["order_number"].as_str().unwrap_or("").to_string();
+            let id = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("x-railyard-message-id")
+                        .then(|| v.trim().to_string())
+                })
+                .unwrap_or_default();
+            let status = match mode.load(std::sync::atomic::Ordering::SeqCst) {
+                0 => "422 Unprocessable Entity",
+                1 if number == "1043" => "422 Unprocessable Entity",
+                1 => "200 OK",
+                _ => "503 Service Unavailable",
+            };
+            if status.starts_with("200") {
+                accepted.lock().unwrap().push((number, id));
+            }
+            let _ = s.write_all(
+                format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}")
+                    .as_bytes(),
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn a_replay_delivers_what_was_fixed_and_keeps_the_rest() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let mode = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let accepted = std::sync::Arc::default();
+    let erp = scripted_erp(mode.clone(), std::sync::Arc::clone(&accepted));
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, data) = (tmp.path().join("project"), tmp.path().join("data"));
+    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
+    // Deduplicated by event id: a replay is not stopped by its own key.
+    std::fs::write(
+        dir.join("pipelines/orders.yaml"),
+        format!(
+            "pipeline: orders\ninput:\n  http: {{ path: /orders }}\n  dedupe_key: headers.\"x-event-id\"\nsteps:\n  - dedupe: {{ key: meta.dedupe_key, ttl: 72h }}\noutput:\n  http: {{ url: \"http://127.0.0.1:{erp}/erp/orders\" }}\n"
+        ),
+    )
+    .unwrap();
+    let server = launch(&dir, &["--data", data.to_str().unwrap(), "--no-watch"], &[]);
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let mut ids = std::collections::BTreeMap::new();
+    for n in ["1042", "1043", "1044"] {
+        let (status, resp) = http(
+            server.port,
+            "POST",
+            "/orders",
+            &[("Content-Type", "application/json"), ("X-Event-Id", n)],
+            format!("{{\"order_number\": \"{n}\"}}").as_bytes(),
+        );
+        assert_eq!(status, 202, "{resp}");
+        let id = resp
+            .split("\"id\":\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        ids.insert(n.to_string(), id.to_string());
+    }
+    let replay = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_railyard"))
+            .args(["dlq", "replay", "--url", &url])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let letters = || ids_of(&dlq(&data, &["list", "--format", "json"]));
+    wait_until("three dead letters", 30, || letters().len() == 3);
+
+    let (code, out, err) = replay(&["--pipeline", "orders", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("would replay 3"), "{out}");
+    assert!(out.contains("[output-error] 3"), "{out}");
+    assert_eq!(letters().len(), 3, "a dry run replays nothing");
+
+    // The ERP is fixed, except for order 1043.
+    mode.store(1, SeqCst);
+    let (code, out, err) = replay(&["--pipeline", "orders"]);
+    assert_eq!(code, 1, "one is dead-lettered again: {out}{err}");
+    assert!(
+        out.contains("replayed 3: 2 delivered, 1 dead-lettered again, 0 left"),
+        "{out}"
+    );
+    let got = accepted.lock().unwrap().clone();
+    assert_eq!(
+        got,
+        vec![
+            ("1042".to_string(), ids["1042"].clone()),
+            ("1044".to_string(), ids["1044"].clone()),
+        ],
+        "each fixed order once, with its message id"
+    );
+    let left = dlq(&data, &["list", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&left.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v[0]["original"]["body"]["order_number"], "1043");
+    assert_eq!(v[0]["original"]["meta"]["replay"], 1, "{v}");
+    assert_eq!(v[0]["original"]["meta"]["id"], ids["1043"].as_str());
+
+    // The ERP is down: the dead letter stays as it was.
+    mode.store(2, SeqCst);
+    let before = letters();
+    let (code, out, _) = replay(&[&before[0].to_string()]);
+    assert_eq!(code, 1);
+    assert!(out.contains("1 left"), "{out}");
+    assert_eq!(letters(), before);
+
+    // Mistakes are named.
+    let (code, _, err) = replay(&[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("say which dead letters"), "{err}");
+    let (code, _, err) = replay(&["--where", "a ==="]);
+    assert_eq!(code, 2);
+    assert!(err.contains("invalid JMESPath"), "{err}");
+    stop_gracefully(server);
+    let (code, _, err) = replay(&["1"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot reach"), "{err}");
+}
+
+fn ids_of(out: &Out) -> Vec<u64> {
+    ids(out)
+}

@@ -34,6 +34,22 @@ pub enum DlqCommand {
         #[arg(long, default_value = "human")]
         format: Format,
     },
+    /// Replay dead letters through a running server (its admin API, `--url`): each original
+    /// message runs again through its pipeline's current revision, keeping its message id.
+    Replay {
+        /// Dead-letter ids; without them the filters choose (at least one filter).
+        ids: Vec<u64>,
+        #[command(flatten)]
+        filter: Filter,
+        /// The running server (`http://127.0.0.1:8080`, or its `--admin-listen` address);
+        /// `RAILYARD_ADMIN_TOKEN` is sent as a bearer token when set.
+        #[arg(long, env = "RAILYARD_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Say what would be replayed (how many, which pipelines and revisions, which error
+        /// codes); replay nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Delete dead letters: the given ids, or every one matching the filters.
     Drop {
         /// Dead-letter ids; without them the filters choose (at least one filter, or `--all`).
@@ -109,6 +125,12 @@ pub fn run(cmd: DlqCommand) -> u8 {
             format,
         } => list(&filter, limit, format),
         DlqCommand::Show { id, data, format } => show(&data.data, id, format),
+        DlqCommand::Replay {
+            ids,
+            filter,
+            url,
+            dry_run,
+        } => replay(&ids, &filter, &url, dry_run),
         DlqCommand::Drop {
             ids,
             filter,
@@ -260,4 +282,117 @@ fn drop_letters(ids: &[u64], filter: &Filter, all: bool, dry_run: bool) -> Resul
         );
     }
     Ok(exit::OK)
+}
+
+fn replay(ids: &[u64], filter: &Filter, url: &str, dry_run: bool) -> Result<u8, Usage> {
+    let given = filter.given();
+    if ids.is_empty() == given.is_empty() {
+        return Err(Usage(
+            "say which dead letters: ids, or filters (--pipeline, --code, --where, ...), not both"
+                .to_string(),
+        ));
+    }
+    // The filter is checked here too, so a mistake is named before anything is sent.
+    given.search().map_err(|e| Usage(format!("--{e}")))?;
+    let mut body = serde_json::json!({ "ids": ids, "dry_run": dry_run });
+    for (k, v) in [
+        ("pipeline", &given.pipeline),
+        ("step", &given.step),
+        ("code", &given.code),
+        ("since", &given.since),
+        ("until", &given.until),
+        ("where", &given.predicate),
+    ] {
+        if let Some(v) = v {
+            body[k] = Value::String(v.clone());
+        }
+    }
+    let endpoint = format!("{}/admin/dead-letters/replay", url.trim_end_matches('/'));
+    let token = std::env::var("RAILYARD_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let sent = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Usage(format!("cannot start the HTTP client: {e}")))?
+        .block_on(async {
+            // TLS for an https admin URL: rustls with ring, as `run` uses for its outputs.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let client = reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .build()?;
+            let mut req = client
+                .post(&endpoint)
+                .header("content-type", "application/json")
+                .body(body.to_string());
+            if let Some(t) = &token {
+                req = req.bearer_auth(t);
+            }
+            let resp = req.send().await?;
+            let status = resp.status();
+            let text = resp.text().await?;
+            Ok::<_, reqwest::Error>((status, text))
+        });
+    let (status, text) = sent.map_err(|e| {
+        Usage(format!(
+            "cannot reach {}: {}",
+            railyard_connectors::http::shown_url(&endpoint),
+            e.without_url()
+        ))
+    })?;
+    let answer: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    if !status.is_success() {
+        let why = answer["error"]
+            .as_str()
+            .map_or_else(|| answer.to_string(), str::to_string);
+        return Err(Usage(format!("the server answered {status}: {why}")));
+    }
+    if dry_run {
+        println!(
+            "would replay {} dead letter(s)",
+            answer["count"].as_u64().unwrap_or(0)
+        );
+        if let Some(pipelines) = answer["pipelines"].as_object() {
+            for (name, p) in pipelines {
+                let revision = p["revision"].as_str().map_or_else(
+                    || "not loaded: would stay".to_string(),
+                    |r| format!("revision {}", &r[..r.len().min(12)]),
+                );
+                println!("  {name}: {} ({revision})", p["count"]);
+            }
+        }
+        if let Some(codes) = answer["codes"].as_object() {
+            for (code, n) in codes {
+                println!("  [{code}] {n}");
+            }
+        }
+        return Ok(exit::OK);
+    }
+    for r in answer["results"].as_array().into_iter().flatten() {
+        let id = r["id"].as_u64().unwrap_or(0);
+        if r["settled"] == Value::Bool(true) {
+            let what = if r["dead_lettered_again"] == Value::Bool(true) {
+                "dead-lettered again (see `railyard dlq list`)"
+            } else {
+                "delivered"
+            };
+            println!("{id:>6}  {}  {what}", r["message"].as_str().unwrap_or("-"));
+        } else {
+            println!(
+                "{id:>6}  left in the dead letters: {}",
+                r["error"].as_str().unwrap_or("-")
+            );
+        }
+    }
+    println!(
+        "replayed {}: {} delivered, {} dead-lettered again, {} left",
+        answer["count"], answer["delivered"], answer["dead_lettered_again"], answer["left"]
+    );
+    Ok(
+        if answer["left"].as_u64() == Some(0) && answer["dead_lettered_again"].as_u64() == Some(0) {
+            exit::OK
+        } else {
+            exit::INVALID
+        },
+    )
 }

@@ -120,6 +120,14 @@ pub(crate) fn router(rt: &Arc<Runtime>, access: Access) -> axum::Router {
             ),
         )
         .route(
+            "/admin/dead-letters/replay",
+            axum::routing::post(
+                |State(rt): State<Arc<Runtime>>, body: axum::body::Bytes| async move {
+                    super::replay::replay(rt, body).await
+                },
+            ),
+        )
+        .route(
             "/admin/dead-letters/{id}",
             get(
                 |State(rt): State<Arc<Runtime>>,

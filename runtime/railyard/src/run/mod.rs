@@ -23,6 +23,7 @@ mod metrics;
 mod outputs;
 mod redaction;
 mod reload;
+mod replay;
 mod runtime;
 mod workers;
 

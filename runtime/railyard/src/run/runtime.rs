@@ -134,6 +134,7 @@ impl Runtime {
         project: &'p Project,
         pipeline: &'p Pipeline,
         input: Input,
+        replay: bool,
     ) -> Processed<'p> {
         let engine = Engine {
             project,
@@ -141,6 +142,7 @@ impl Runtime {
             now: &outputs::now_rfc3339,
         };
         let mut state = MessageState::new(&self.store, &self.memory);
+        state.replay = replay;
         let started = Instant::now();
         metrics::messages(&pipeline.name, "in", 1);
         let (ran, id, original) = match input {
@@ -558,6 +560,9 @@ pub(crate) struct MessageState<'a> {
     pub(crate) unit: Unit,
     /// A dedupe key found pending: another copy of the message is in flight.
     pub(crate) busy: Option<String>,
+    /// The message replays a dead letter (an operator's decision): dedupe keys do not stop
+    /// it — its own key was committed when it was dead-lettered.
+    pub(crate) replay: bool,
     /// When each step under way started (a switch's case steps nest inside it), for the
     /// latency histograms.
     pub(crate) steps: Vec<Instant>,
@@ -573,6 +578,7 @@ impl<'a> MessageState<'a> {
             memory,
             unit: Unit::default(),
             busy: None,
+            replay: false,
             steps: Vec::new(),
         }
     }
@@ -586,6 +592,9 @@ impl<'a> MessageState<'a> {
 
 impl State for MessageState<'_> {
     fn seen(&mut self, pipeline: &str, key: &str, ttl: Duration) -> bool {
+        if self.replay {
+            return false;
+        }
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         match self
             .store
@@ -751,10 +760,11 @@ pub(crate) async fn run_message(
     };
     // A heavy pipeline (store writes in its steps, Rhai) tells tokio first, so the other
     // tasks of this worker thread move to another one while it computes.
+    let replay = unit.replaces.is_some();
     let processed = if light(&live.project, p) {
-        rt.process(&live.project, p, input)
+        rt.process(&live.project, p, input, replay)
     } else {
-        tokio::task::block_in_place(|| rt.process(&live.project, p, input))
+        tokio::task::block_in_place(|| rt.process(&live.project, p, input, replay))
     };
     rt.finish(&live.project, p, processed, unit).await
 }

@@ -71,6 +71,29 @@ impl Store {
         rows.into_iter().map(DeadLetterRow::parse).collect()
     }
 
+    /// How many dead letters each pipeline holds, by error code (`-` for none), for
+    /// `/metrics` and `/health`.
+    pub fn dead_letter_counts(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let conn = self.conn();
+        let rows = conn
+            .prepare_cached(
+                "SELECT pipeline, coalesce(json_extract(error, '$.code'), '-'), count(*)
+                 FROM dead_letters GROUP BY 1, 2 ORDER BY 1, 2",
+            )?
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows
+            .into_iter()
+            .map(|(p, c, n)| (p, c, to_u64(n)))
+            .collect())
+    }
+
     /// One dead letter by id, if it is there.
     pub fn dead_letter_by_id(&self, id: u64) -> Result<Option<DeadLetter>, StoreError> {
         let row = self

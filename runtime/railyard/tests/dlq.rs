@@ -156,6 +156,23 @@ fn dead_letters_are_listed_shown_filtered_and_dropped() {
         b"",
     );
     assert_eq!(status, 401);
+
+    // Held dead letters on /metrics (per pipeline and code) and on the detailed /health.
+    let (_, metrics) = http(server.port, "GET", "/metrics", &[], b"");
+    assert_eq!(
+        common::metric(
+            &metrics,
+            "railyard_dead_letters{pipeline=\"orders\",code=\"output-error\"}"
+        ),
+        Some(2.0),
+        "{metrics}"
+    );
+    let (_, health) = get("/health");
+    assert_eq!(
+        health["dead_letters"],
+        serde_json::json!({"orders": 2, "stock": 1}),
+        "{health}"
+    );
     stop_gracefully(server);
 
     let human = dlq(&data, &["list"]);
@@ -363,6 +380,15 @@ fn a_replay_delivers_what_was_fixed_and_keeps_the_rest() {
     assert_eq!(v[0]["original"]["body"]["order_number"], "1043");
     assert_eq!(v[0]["original"]["meta"]["replay"], 1, "{v}");
     assert_eq!(v[0]["original"]["meta"]["id"], ids["1043"].as_str());
+    let (_, metrics) = http(server.port, "GET", "/metrics", &[], b"");
+    assert_eq!(
+        common::metric(
+            &metrics,
+            "railyard_dead_letters{pipeline=\"orders\",code=\"output-error\"}"
+        ),
+        Some(1.0),
+        "the gauge follows the replay: {metrics}"
+    );
 
     // The ERP is down: the dead letter stays as it was.
     mode.store(2, SeqCst);

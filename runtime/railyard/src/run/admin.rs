@@ -154,7 +154,12 @@ pub(crate) fn router(rt: &Arc<Runtime>, access: Access) -> axum::Router {
             get(
                 move |State(rt): State<Arc<Runtime>>, request: Request| async move {
                     if access.allows(&request) {
-                        axum::Json(health(&rt))
+                        let held = rt
+                            .db
+                            .run(|s| s.dead_letter_counts())
+                            .await
+                            .unwrap_or_default();
+                        axum::Json(health(&rt, &held))
                     } else {
                         // Enough for a probe; what runs and how is for admins.
                         let status = if rt.stopping.load(Ordering::Relaxed) {
@@ -196,6 +201,10 @@ async fn ready(axum::extract::State(rt): axum::extract::State<Arc<Runtime>>) -> 
 }
 
 async fn metrics_page(axum::extract::State(rt): axum::extract::State<Arc<Runtime>>) -> String {
+    // Read at scrape time: a replay, a drop or another replica's writes change it.
+    if let Ok(counts) = rt.db.run(|s| s.dead_letter_counts()).await {
+        metrics::dead_letters(&counts);
+    }
     if let Ok(brokers) = rt.brokers.lock() {
         for (worker, up) in brokers.iter() {
             metrics::broker(worker, up.load(Ordering::Relaxed));
@@ -207,7 +216,11 @@ async fn metrics_page(axum::extract::State(rt): axum::extract::State<Arc<Runtime
         .unwrap_or_default()
 }
 
-fn health(rt: &Runtime) -> Value {
+fn health(rt: &Runtime, dead_letters: &[(String, String, u64)]) -> Value {
+    let mut held: BTreeMap<&str, u64> = BTreeMap::new();
+    for (p, _, n) in dead_letters {
+        *held.entry(p.as_str()).or_default() += n;
+    }
     let live = rt.live();
     let reload = rt.reload.lock().map(|r| r.clone()).unwrap_or(Value::Null);
     let pipelines: serde_json::Map<String, Value> = live
@@ -227,6 +240,7 @@ fn health(rt: &Runtime) -> Value {
         "pipelines": pipelines,
         "not_started": live.not_started,
         "reload": reload,
+        "dead_letters": held,
     })
 }
 

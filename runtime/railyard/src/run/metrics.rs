@@ -130,3 +130,25 @@ pub fn broker(worker: &str, connected: bool) {
         0.0
     });
 }
+
+/// Dead letters held, per pipeline and error code (a gauge: a replay or a drop lowers it).
+/// A label set seen before and now gone is set to 0 rather than left at its last value.
+pub fn dead_letters(counts: &[(String, String, u64)]) {
+    static SEEN: std::sync::Mutex<std::collections::BTreeSet<(String, String)>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut seen = SEEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let now: std::collections::BTreeSet<(String, String)> = counts
+        .iter()
+        .map(|(p, c, _)| (p.clone(), c.clone()))
+        .collect();
+    for (p, c) in seen.difference(&now) {
+        gauge!("railyard_dead_letters", "pipeline" => p.clone(), "code" => c.clone()).set(0.0);
+    }
+    for (p, c, n) in counts {
+        gauge!("railyard_dead_letters", "pipeline" => p.clone(), "code" => c.clone())
+            .set(*n as f64);
+    }
+    seen.extend(now);
+}

@@ -147,6 +147,15 @@ codes! {
     MissingEnv => "missing-env",
     /// Publishers and consumers of one topic disagree on its schema.
     TopicSchema => "topic-schema",
+    /// A schema changed in place (same id, so same major) in a way that breaks its readers or
+    /// writers, compared with `railyard validate --baseline`: publish it under a new major.
+    SchemaBreaking => "schema-breaking",
+    /// A schema changed in place in a way no compatibility rule classifies (a changed
+    /// `pattern` or `oneOf`, ...), compared with `railyard validate --baseline`.
+    SchemaUnclassified => "schema-unclassified",
+    /// A schema has a new major version while pipelines or mappings still name an older one
+    /// (`railyard validate --baseline`).
+    SchemaSuperseded => "schema-superseded",
 }
 
 impl fmt::Display for Code {

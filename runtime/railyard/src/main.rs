@@ -1,5 +1,6 @@
 //! The `railyard` command line.
 
+mod baseline;
 mod cmd;
 mod dead_letters;
 mod fs;

@@ -5,6 +5,7 @@
 //! checks (cycles between pipelines, topic schemas). Every phase reports into one diagnostics
 //! list and carries on with what it could build, so one run shows every problem.
 
+pub mod baseline;
 mod check;
 pub mod cron;
 pub mod files;

@@ -1,4 +1,4 @@
-//! `railyard schema list|validate`
+//! `railyard schema list|validate|diff`
 
 use std::path::PathBuf;
 
@@ -34,11 +34,23 @@ pub enum SchemaCommand {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
+    /// Classify every change between two versions of a schema; exit 1 on a breaking one.
+    ///
+    /// OLD and NEW are two schema files, or two project directories (every schema id in both
+    /// is compared; `--id` picks one). Breaks writers: NEW rejects data OLD accepted (a type
+    /// or enum narrowed, a bound or pattern added or tightened, a property newly required,
+    /// `additionalProperties` closed) — not BACKWARD compatible, the new schema cannot read
+    /// data written with the old. Breaks readers: NEW accepts data OLD did not promise (the
+    /// mirror cases, and a property removed) — not FORWARD compatible, the old schema cannot
+    /// read data written with the new. Changes no rule decides (a changed `pattern` or
+    /// `oneOf`) are reported as unclassified warnings.
+    Diff(crate::cmd::schema_diff::Args),
 }
 
 pub fn run(cmd: SchemaCommand) -> u8 {
     match cmd {
         SchemaCommand::List { dir, json } => list(&dir, json),
+        SchemaCommand::Diff(args) => crate::cmd::schema_diff::run(args),
         SchemaCommand::Validate {
             schema_id,
             schema_file,

@@ -22,6 +22,15 @@ pub struct Args {
     /// Treat a missing `${env:NAME}` variable as an error instead of a warning.
     #[arg(long)]
     pub strict_env: bool,
+    /// Compare the schemas with a baseline: a project directory, or a git revision of the
+    /// repository holding DIR (`HEAD~1`, `origin/main`). A schema changed in place (same
+    /// id, so same major) in a way that breaks its readers or writers is an error naming the
+    /// pipelines and mappings at risk; a new major is fine, and whatever still names the old
+    /// one is listed. Breaks writers: the new schema rejects data the old one accepted (not
+    /// BACKWARD compatible). Breaks readers: it accepts data the old one did not (not FORWARD
+    /// compatible).
+    #[arg(long, value_name = "DIR|GIT-REV")]
+    pub baseline: Option<String>,
 }
 
 pub fn run(args: Args) -> u8 {
@@ -42,19 +51,30 @@ pub fn run(args: Args) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
+    let mut diags = loaded.diagnostics.clone();
+    if let Some(spec) = &args.baseline {
+        match crate::baseline::load(&args.dir, spec) {
+            Ok(old) => diags.extend(railyard_core::project::baseline::compare(
+                &old.project,
+                &loaded.project,
+                spec,
+            )),
+            Err(msg) => {
+                eprintln!("error: {msg}");
+                return exit::USAGE;
+            }
+        }
+    }
+    let diags = &diags;
+    let has_errors = diags.iter().any(|d| d.is_error());
     let renderer = Renderer::new(&loaded, &args.dir, crate::use_color());
-    let diags = &loaded.diagnostics;
     match args.format {
         Format::Json => print!("{}", renderer.json(diags)),
         Format::Github => print!("{}", renderer.github(diags)),
         Format::Human => {
             print!("{}", renderer.human(diags));
             let p = &loaded.project;
-            let verdict = if loaded.has_errors() {
-                "invalid"
-            } else {
-                "valid"
-            };
+            let verdict = if has_errors { "invalid" } else { "valid" };
             println!(
                 "{verdict}: {} (compiled {} pipelines, {} mappings, {} schemas, {} plugins)",
                 summary(diags),
@@ -65,6 +85,6 @@ pub fn run(args: Args) -> u8 {
             );
         }
     }
-    let failed = loaded.has_errors() || (args.deny_warnings && !diags.is_empty());
+    let failed = has_errors || (args.deny_warnings && !diags.is_empty());
     if failed { exit::INVALID } else { exit::OK }
 }

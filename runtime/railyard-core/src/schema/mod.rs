@@ -14,6 +14,9 @@ use serde_json::Value;
 use crate::diag::{Code, Diagnostic, SourceText, Span};
 use crate::suggest::{did_you_mean, nearest};
 
+pub mod compat;
+pub mod locate;
+
 pub const BASE_URI: &str = "https://railyard.invalid/schemas/";
 
 /// A parsed schema id.
@@ -425,7 +428,7 @@ fn id_span(src: &SchemaSource, value: &Value) -> Span {
 }
 
 /// Calls `f` with every `$ref` / `$dynamicRef` string under `value`.
-fn collect_refs(value: &Value, f: &mut dyn FnMut(&str)) {
+pub(crate) fn collect_refs(value: &Value, f: &mut dyn FnMut(&str)) {
     let mut stack = vec![value];
     while let Some(v) = stack.pop() {
         match v {

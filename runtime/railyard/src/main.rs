@@ -58,6 +58,8 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Print the JSON Schema of the pipeline or mapping file format (for editors).
     FormatSchema(cmd::format_schema::Args),
+    /// Put one message onto a topic or into a pipeline of a running server (admin API).
+    Publish(cmd::publish::Args),
     /// Search, show and drop dead letters in a data directory.
     #[command(subcommand)]
     Dlq(cmd::dlq::DlqCommand),
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cmd::eval::run(args),
         Command::FormatSchema(args) => cmd::format_schema::run(args),
         Command::Dlq(c) => cmd::dlq::run(c),
+        Command::Publish(args) => cmd::publish::run(args),
     };
     ExitCode::from(code)
 }

@@ -21,7 +21,7 @@ use railyard_store::AsyncStore;
 pub use railyard_core::delivery::SendError;
 
 mod stdout;
-mod topic;
+pub mod topic;
 
 pub use self::stdout::StdoutSink;
 pub use self::topic::TopicSink;

@@ -34,27 +34,38 @@ impl Sink for TopicSink<'_> {
         } else {
             self.name.to_string()
         };
-        let Some(url) = cx.amqp_topics else {
-            let (name, envelope) = (topic.clone(), item.message.envelope().clone());
-            return cx
-                .store
-                .run(move |s| s.publish(&name, &envelope))
-                .await
-                .map(drop)
-                .map_err(|e| SendError::transient(format!("topic `{topic}`: {e}")));
-        };
-        let body = serde_json::to_vec(item.message.envelope())
-            .map_err(|e| SendError::permanent(e.to_string()))?;
-        let target = Target {
-            url,
-            topics: true,
-            exchange: TOPICS_EXCHANGE,
-            routing_key: &topic,
-            persistent: true,
-        };
-        target
-            .publish(cx, &body, item.message)
-            .await
-            .map_err(|e| e.context(&format!("topic `{topic}` on the broker")))
+        publish(cx, &topic, item.message).await
     }
+}
+
+/// Publishes `message` (its whole envelope) to `topic`: the one way onto a topic, for the
+/// topic sink and for `railyard publish`.
+pub async fn publish(
+    cx: &SinkCx<'_>,
+    topic: &str,
+    message: &railyard_core::engine::Message,
+) -> Result<(), SendError> {
+    let topic = topic.to_string();
+    let Some(url) = cx.amqp_topics else {
+        let (name, envelope) = (topic.clone(), message.envelope().clone());
+        return cx
+            .store
+            .run(move |s| s.publish(&name, &envelope))
+            .await
+            .map(drop)
+            .map_err(|e| SendError::transient(format!("topic `{topic}`: {e}")));
+    };
+    let body =
+        serde_json::to_vec(message.envelope()).map_err(|e| SendError::permanent(e.to_string()))?;
+    let target = Target {
+        url,
+        topics: true,
+        exchange: TOPICS_EXCHANGE,
+        routing_key: &topic,
+        persistent: true,
+    };
+    target
+        .publish(cx, &body, message)
+        .await
+        .map_err(|e| e.context(&format!("topic `{topic}` on the broker")))
 }

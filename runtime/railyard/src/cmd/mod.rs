@@ -1,7 +1,9 @@
+pub mod admin_client;
 pub mod dlq;
 pub mod eval;
 pub mod format_schema;
 pub mod map;
+pub mod publish;
 pub mod schema;
 pub mod schema_diff;
 pub mod test;

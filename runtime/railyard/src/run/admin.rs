@@ -120,6 +120,14 @@ pub(crate) fn router(rt: &Arc<Runtime>, access: Access) -> axum::Router {
             ),
         )
         .route(
+            "/admin/publish",
+            axum::routing::post(
+                |State(rt): State<Arc<Runtime>>, body: axum::body::Bytes| async move {
+                    super::publish::publish(rt, body).await
+                },
+            ),
+        )
+        .route(
             "/admin/dead-letters/replay",
             axum::routing::post(
                 |State(rt): State<Arc<Runtime>>, body: axum::body::Bytes| async move {
@@ -244,7 +252,8 @@ fn health(rt: &Runtime, dead_letters: &[(String, String, u64)]) -> Value {
     })
 }
 
-fn problem(status: StatusCode, message: String) -> Response {
+/// An admin API error: the status and `{"error": message}`.
+pub(crate) fn problem(status: StatusCode, message: String) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
 }
 

@@ -21,6 +21,7 @@ mod http_limits;
 mod inputs;
 mod metrics;
 mod outputs;
+mod publish;
 mod redaction;
 mod reload;
 mod replay;

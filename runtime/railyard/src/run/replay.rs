@@ -14,6 +14,8 @@ use super::*;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::admin::problem;
+
 /// What a replay request asks for: ids, or the filter of `railyard dlq list`.
 #[derive(Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,10 +27,6 @@ pub(crate) struct Request {
     /// Say what would be replayed; replay nothing.
     #[serde(default)]
     dry_run: bool,
-}
-
-fn problem(status: StatusCode, message: String) -> Response {
-    (status, axum::Json(json!({ "error": message }))).into_response()
 }
 
 pub(crate) async fn replay(rt: Arc<Runtime>, body: axum::body::Bytes) -> Response {

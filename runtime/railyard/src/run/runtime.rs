@@ -297,6 +297,23 @@ impl Runtime {
         Ok(())
     }
 
+    /// What every sink is given: the store, the clients, the output root.
+    pub(crate) fn sink_cx<'a>(
+        &'a self,
+        project: &'a Project,
+        marked: &'a AtomicBool,
+    ) -> SinkCx<'a> {
+        SinkCx {
+            amqp_topics: self.amqp_topics.as_deref(),
+            publishers: &self.publishers,
+            output_root: &self.output_root,
+            store: &self.db,
+            project,
+            http: &self.http,
+            marked,
+        }
+    }
+
     pub(crate) async fn emit(
         &self,
         project: &Project,
@@ -307,15 +324,7 @@ impl Runtime {
     ) -> Result<(), SendError> {
         metrics::messages(&pipeline.name, "dropped", outcome.dropped.len() as u64);
         metrics::messages(&pipeline.name, "failed", outcome.failed.len() as u64);
-        let cx = SinkCx {
-            amqp_topics: self.amqp_topics.as_deref(),
-            publishers: &self.publishers,
-            output_root: &self.output_root,
-            store: &self.db,
-            project,
-            http: &self.http,
-            marked,
-        };
+        let cx = self.sink_cx(project, marked);
         let dead_letter = |msg: &Message, step: &str, error: Value| {
             self.write_dead_letter(dead_letter_entry(
                 pipeline,

@@ -99,8 +99,16 @@ fn a_signed_webhook_flows_through_topics_to_a_file_and_the_server_stops_cleanly(
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    let order: serde_json::Value = serde_json::from_str(&line).unwrap();
-    assert_eq!(order["order_id"], "shopify:6104523881562");
+    // The audit line is an envelope: the order with its trace.
+    let audit: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(audit["body"]["order_id"], "shopify:6104523881562");
+    assert_eq!(audit["pipeline"], "order-audit", "{audit}");
+    for key in ["id", "correlation_id", "received_at", "pipeline_revision"] {
+        assert!(
+            audit[key].as_str().is_some_and(|v| !v.is_empty()),
+            "{key}: {audit}"
+        );
+    }
 
     // A redelivered webhook (same event id) is deduplicated: no second audit line.
     assert_eq!(

@@ -35,7 +35,13 @@ impl Sink for FileOutput {
     async fn send(&self, cx: &SinkCx<'_>, item: &Item<'_>) -> Result<(), SendError> {
         let rendered = render_path(&self.path.value, item)?;
         let path = cx.output_root.join(&rendered);
-        let body = item.message.body();
+        let wrapped;
+        let body = if self.envelope.unwrap_or(false) {
+            wrapped = envelope(item.message);
+            &wrapped
+        } else {
+            item.message.body()
+        };
         match self.format.unwrap_or(FileFormat::Jsonl) {
             FileFormat::Jsonl => {
                 let mut line =
@@ -67,6 +73,28 @@ impl Sink for FileOutput {
             )),
         }
     }
+}
+
+/// A message with its context (`envelope: true`): who it is, when it came, which revision of
+/// which pipeline wrote it, then the body.
+fn envelope(message: &railyard_core::engine::Message) -> serde_json::Value {
+    let meta = message.meta();
+    let mut out = serde_json::Map::new();
+    for key in [
+        "id",
+        "correlation_id",
+        "received_at",
+        "source",
+        "pipeline",
+        "pipeline_version",
+        "pipeline_revision",
+    ] {
+        if let Some(v) = meta.get(key) {
+            out.insert(key.to_string(), v.clone());
+        }
+    }
+    out.insert("body".to_string(), message.body().clone());
+    serde_json::Value::Object(out)
 }
 
 /// Renders the path template; each substituted value must stay within one path segment,

@@ -600,6 +600,11 @@ pub struct FileOutput {
     /// `jsonl` appends one line per message; `json` writes one file per message.
     #[serde(default)]
     pub format: Option<FileFormat>,
+    /// Write each message with its context around the body, for audit trails:
+    /// `{id, correlation_id, received_at, source, pipeline, pipeline_version,
+    /// pipeline_revision, body}` (default false: the body alone).
+    #[serde(default)]
+    pub envelope: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]

@@ -147,6 +147,23 @@ fn dead_letters_are_listed_shown_filtered_and_dropped() {
         "{bad}"
     );
     assert_eq!(get("/admin/dead-letters?colour=red").0, 400);
+    // A state-changing admin request must say it is JSON (no cross-site form can).
+    let (status, resp) = http(
+        server.port,
+        "POST",
+        "/admin/dead-letters/replay",
+        &[("Content-Type", "text/plain")],
+        format!("{{\"ids\": [{first}]}}").as_bytes(),
+    );
+    assert_eq!(status, 415, "{resp}");
+    let (status, resp) = http(
+        server.port,
+        "POST",
+        "/admin/dead-letters/replay",
+        &[("Content-Type", "application/json")],
+        b"{\"ids\": [1], \"colour\": \"red\"}",
+    );
+    assert_eq!(status, 400, "unknown fields are refused: {resp}");
     // Admin endpoints: not for others (see admin_surface.rs for every way in).
     let (status, _) = http(
         server.port,

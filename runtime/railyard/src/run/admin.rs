@@ -148,11 +148,24 @@ pub(crate) fn router(rt: &Arc<Runtime>, access: Access) -> axum::Router {
             move |request: Request, next: axum::middleware::Next| {
                 let gate = gate.clone();
                 async move {
-                    if gate.allows(&request) {
-                        next.run(request).await
-                    } else {
-                        gate.refusal()
+                    if !gate.allows(&request) {
+                        return gate.refusal();
                     }
+                    // A web page cannot send `application/json` across origins without a CORS
+                    // preflight, which is never answered: a browser on this machine cannot be
+                    // made to replay or publish (the loopback trust is for people and tools).
+                    let json = request
+                        .headers()
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+                    if request.method() != axum::http::Method::GET && !json {
+                        return problem(
+                            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                            "admin requests with a body are JSON: send `Content-Type: application/json`".to_string(),
+                        );
+                    }
+                    next.run(request).await
                 }
             },
         ));

@@ -168,6 +168,17 @@ pub struct DeadLetter {
     pub at_ms: i64,
 }
 
+/// One subscription's backlog ([`Store::backlog`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backlog {
+    pub topic: String,
+    pub group: String,
+    /// Deliveries not yet acked: ready, leased or waiting to retry.
+    pub depth: u64,
+    /// `meta.received_at` of the oldest of them, as written (RFC 3339).
+    pub oldest_received_at: Option<String>,
+}
+
 /// Which dead letters [`Store::find_dead_letters`] returns: every given condition holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeadLetterQuery {

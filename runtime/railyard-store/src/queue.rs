@@ -131,6 +131,31 @@ impl Store {
         requeue_in(&conn, delivery, retry_at_ms, counts)
     }
 
+    /// Every subscription's backlog: deliveries not yet acked, and the `meta.received_at` of
+    /// the oldest (when it has one), for `/metrics`.
+    pub fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
+        let conn = self.conn();
+        let rows = conn
+            .prepare_cached(
+                "SELECT t.topic, t.grp, t.n, json_extract(m.body, '$.meta.received_at')
+                 FROM (SELECT s.topic, s.grp, COUNT(d.seq) AS n, MIN(d.seq) AS oldest
+                       FROM subscriptions s LEFT JOIN deliveries d ON d.sub = s.id
+                       GROUP BY s.id) t
+                 LEFT JOIN messages m ON m.seq = t.oldest
+                 ORDER BY t.topic, t.grp",
+            )?
+            .query_map([], |r| {
+                Ok(Backlog {
+                    topic: r.get(0)?,
+                    group: r.get(1)?,
+                    depth: to_u64(r.get(2)?),
+                    oldest_received_at: r.get::<_, Option<String>>(3).unwrap_or(None),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     /// Deliveries not yet acked for (`topic`, `group`): ready, leased or waiting to retry.
     pub fn depth(&self, topic: &str, group: &str) -> Result<u64, StoreError> {
         let n: i64 = self

@@ -570,3 +570,36 @@ fn buffered_messages_survive_reopening_the_file() {
     let again = s.batch_claim_all("p/", 1_000, 60_000).unwrap();
     assert_eq!(again[0].messages, [json!(1)]);
 }
+
+#[test]
+fn backlog_counts_what_each_group_has_not_acked_and_dates_its_oldest() {
+    let s = Store::open_in_memory().unwrap();
+    s.subscribe("orders", "audit").unwrap();
+    s.subscribe("orders", "erp").unwrap();
+    s.subscribe("stock", "feed").unwrap();
+    for day in ["2026-12-01T10:00:00Z", "2026-12-02T10:00:00Z"] {
+        s.publish(
+            "orders",
+            &serde_json::json!({"body": {}, "meta": {"received_at": day}}),
+        )
+        .unwrap();
+    }
+    let first = s.lease("orders", "audit", 1, 1_000, 0).unwrap().remove(0);
+    assert!(s.ack(&first).unwrap());
+    let backlog = s.backlog().unwrap();
+    let row = |topic: &str, group: &str| {
+        backlog
+            .iter()
+            .find(|b| b.topic == topic && b.group == group)
+            .map(|b| (b.depth, b.oldest_received_at.clone()))
+    };
+    assert_eq!(
+        row("orders", "audit"),
+        Some((1, Some("2026-12-02T10:00:00Z".to_string())))
+    );
+    assert_eq!(
+        row("orders", "erp"),
+        Some((2, Some("2026-12-01T10:00:00Z".to_string())))
+    );
+    assert_eq!(row("stock", "feed"), Some((0, None)));
+}

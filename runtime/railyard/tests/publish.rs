@@ -45,6 +45,12 @@ fn a_message_goes_onto_a_topic_or_into_a_pipeline() {
         "pipeline: intake\ninput:\n  http: { path: /in }\noutput:\n  file: { path: out/intake.jsonl }\n",
     )
     .unwrap();
+    // An ERP that cannot be reached: what is published for it waits on its topic.
+    std::fs::write(
+        dir.join("pipelines/erp.yaml"),
+        "pipeline: erp\ninput:\n  topic: { name: orders.erp, group: erp }\noutput:\n  http: { url: \"http://127.0.0.1:1/orders\" }\n",
+    )
+    .unwrap();
     let order = tmp.path().join("order.json");
     std::fs::write(&order, r#"{"order_id": "shopify:1042", "total": "19.99"}"#).unwrap();
     let mut server = launch(&dir, &["--data", data.to_str().unwrap(), "--no-watch"], &[]);
@@ -77,6 +83,34 @@ fn a_message_goes_onto_a_topic_or_into_a_pipeline() {
     wait_until("the pipeline wrote it", 30, || {
         std::fs::read_to_string(&written).is_ok_and(|t| t == "{\"n\":1}\n")
     });
+
+    // The backlog of each subscription on /metrics: the waiting order, none for audit.
+    let (code, _, err) = publish(&url, &["orders.erp", order.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{err}");
+    let gauge = |name: &str, topic: &str, group: &str| {
+        let (_, metrics) = common::http(server.port, "GET", "/metrics", &[], b"");
+        common::metric(
+            &metrics,
+            &format!("{name}{{topic=\"{topic}\",group=\"{group}\"}}"),
+        )
+    };
+    wait_until("the backlog shows the waiting order", 30, || {
+        gauge("railyard_topic_backlog", "orders.erp", "erp") == Some(1.0)
+    });
+    assert!(
+        gauge("railyard_topic_oldest_age_seconds", "orders.erp", "erp").is_some_and(|a| a >= 0.0)
+    );
+    wait_until("audit has consumed everything", 30, || {
+        gauge("railyard_topic_backlog", "orders.accepted", "audit") == Some(0.0)
+    });
+    assert_eq!(
+        gauge(
+            "railyard_topic_oldest_age_seconds",
+            "orders.accepted",
+            "audit"
+        ),
+        Some(0.0)
+    );
 
     // Mistakes are named; nothing is published.
     for (args, stdin, says) in [

@@ -226,6 +226,12 @@ async fn metrics_page(axum::extract::State(rt): axum::extract::State<Arc<Runtime
     if let Ok(counts) = rt.db.run(|s| s.dead_letter_counts()).await {
         metrics::dead_letters(&counts);
     }
+    // With topics on RabbitMQ the broker holds the backlog (its own metrics show it).
+    if rt.amqp_topics.is_none()
+        && let Ok(rows) = rt.db.run(|s| s.backlog()).await
+    {
+        metrics::backlog(&rows, outputs::now_ms());
+    }
     if let Ok(brokers) = rt.brokers.lock() {
         for (worker, up) in brokers.iter() {
             metrics::broker(worker, up.load(Ordering::Relaxed));

@@ -152,3 +152,26 @@ pub fn dead_letters(counts: &[(String, String, u64)]) {
     }
     seen.extend(now);
 }
+
+/// Each embedded topic subscription's backlog: deliveries not yet acked, and how long ago the
+/// oldest of them was received (0 with none waiting; a message without `received_at` counts
+/// as just received).
+pub fn backlog(rows: &[railyard_store::Backlog], now_ms: i64) {
+    for b in rows {
+        let labels = [("topic", b.topic.clone()), ("group", b.group.clone())];
+        gauge!("railyard_topic_backlog", &labels).set(b.depth as f64);
+        let age = b
+            .oldest_received_at
+            .as_deref()
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0.0, |t| {
+                ((now_ms - t.as_millis() as i64).max(0) as f64) / 1000.0
+            });
+        gauge!("railyard_topic_oldest_age_seconds", &labels).set(if b.depth == 0 {
+            0.0
+        } else {
+            age
+        });
+    }
+}

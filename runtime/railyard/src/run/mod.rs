@@ -60,10 +60,11 @@ pub struct Args {
     /// Project directory.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
-    /// Address of the HTTP server (webhooks, /health, /ready, /metrics).
+    /// Address of the HTTP server (webhooks, /ready, /health; the admin endpoints as
+    /// `--admin-listen` says).
     #[arg(long, default_value = "127.0.0.1:8080", env = "RAILYARD_LISTEN")]
     pub listen: SocketAddr,
-    /// Address serving only the admin endpoints (detailed /health, /metrics) to whoever
+    /// Address serving only the admin endpoints (detailed /health, /metrics, /admin/*) to whoever
     /// reaches it; keep it private (loopback or an internal network). Without it, the webhook
     /// listener serves them with `RAILYARD_ADMIN_TOKEN` as a bearer token, or, when no token
     /// is set, to this machine only.

@@ -152,7 +152,9 @@ pub(crate) async fn reload(
         }
         return;
     }
-    redaction::set(&loaded.project.secrets);
+    // Swapped in with the project, not before: a reload refused below keeps the running
+    // project, and its secrets.
+    let secrets = loaded.project.secrets.clone();
     let live = Live::new(loaded.project);
     let new_routes = match live.routes() {
         Ok(r) => r,
@@ -192,6 +194,7 @@ pub(crate) async fn reload(
             metrics::pipeline_version(&p.name, p.version);
         }
     }
+    redaction::set(&secrets);
     match rt.live.write() {
         Ok(mut l) => *l = live.clone(),
         Err(poisoned) => *poisoned.into_inner() = live.clone(),

@@ -406,6 +406,16 @@ fn a_replay_delivers_what_was_fixed_and_keeps_the_rest() {
         Some(1.0),
         "the gauge follows the replay: {metrics}"
     );
+    for (outcome, n) in [("delivered", 2.0), ("dead_lettered_again", 1.0)] {
+        assert_eq!(
+            common::metric(
+                &metrics,
+                &format!("railyard_replays_total{{pipeline=\"orders\",outcome=\"{outcome}\"}}")
+            ),
+            Some(n),
+            "{metrics}"
+        );
+    }
 
     // The ERP is down: the dead letter stays as it was.
     mode.store(2, SeqCst);

@@ -175,3 +175,10 @@ pub fn backlog(rows: &[railyard_store::Backlog], now_ms: i64) {
         });
     }
 }
+
+/// One dead letter replayed: `delivered`, `dead_lettered_again` or `left` (a transient failure;
+/// it stays where it was).
+pub fn replay(pipeline: &str, outcome: &'static str) {
+    counter!("railyard_replays_total", "pipeline" => pipeline.to_string(), "outcome" => outcome)
+        .increment(1);
+}

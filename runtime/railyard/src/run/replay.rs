@@ -81,14 +81,17 @@ pub(crate) async fn replay(rt: Arc<Runtime>, body: axum::body::Bytes) -> Respons
     let (mut settled, mut left) = (0u64, 0u64);
     let first = chosen.iter().map(|(id, _)| *id).min().unwrap_or(0);
     for (id, d) in chosen {
+        let pipeline = d.pipeline.clone();
         let outcome = replay_one(&rt, &live, id, d).await;
         match &outcome {
             Ok(_) => settled += 1,
             Err(_) => left += 1,
         }
         results.push(match outcome {
-            Ok(message) => json!({ "id": id, "settled": true, "message": message }),
-            Err(why) => json!({ "id": id, "settled": false, "error": why }),
+            Ok(message) => {
+                json!({ "id": id, "pipeline": pipeline, "settled": true, "message": message })
+            }
+            Err(why) => json!({ "id": id, "pipeline": pipeline, "settled": false, "error": why }),
         });
     }
     // Which of the settled ones failed again: a newer dead letter of the same message.
@@ -109,10 +112,18 @@ pub(crate) async fn replay(rt: Arc<Runtime>, body: axum::body::Bytes) -> Respons
     let mut dead_lettered_again = 0u64;
     for r in &mut results {
         let failed_again = r["message"].as_str().is_some_and(|m| again.contains(m));
-        if r["settled"] == json!(true) {
+        let outcome = if r["settled"] == json!(true) {
             r["dead_lettered_again"] = json!(failed_again);
             dead_lettered_again += u64::from(failed_again);
-        }
+            if failed_again {
+                "dead_lettered_again"
+            } else {
+                "delivered"
+            }
+        } else {
+            "left"
+        };
+        metrics::replay(r["pipeline"].as_str().unwrap_or("?"), outcome);
     }
     axum::Json(json!({
         "count": results.len(),

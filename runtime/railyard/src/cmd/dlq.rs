@@ -318,7 +318,7 @@ fn replay(ids: &[u64], filter: &Filter, url: &str, dry_run: bool) -> Result<u8, 
             for (name, p) in pipelines {
                 let revision = p["revision"].as_str().map_or_else(
                     || "not loaded: would stay".to_string(),
-                    |r| format!("revision {}", &r[..r.len().min(12)]),
+                    |r| format!("revision {}", r.chars().take(12).collect::<String>()),
                 );
                 println!("  {name}: {} ({revision})", p["count"]);
             }

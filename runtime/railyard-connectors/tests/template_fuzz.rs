@@ -26,17 +26,9 @@ use railyard_core::project::{LoadOptions, MemFiles, OutputDef, load};
 use reqwest::Url;
 use serde_json::{Value, json};
 
-fn config(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
+#[path = "../../railyard-core/tests/fuzz/mod.rs"]
+mod fuzz;
+use fuzz::config;
 
 const VARS: [&str; 4] = ["body.a", "body.b", "body.c", "body.d"];
 

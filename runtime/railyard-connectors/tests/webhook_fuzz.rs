@@ -29,17 +29,9 @@ use railyard_core::project::{LoadOptions, MemFiles, load};
 use serde_json::Value;
 use tower::ServiceExt;
 
-fn config(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
+#[path = "../../railyard-core/tests/fuzz/mod.rs"]
+mod fuzz;
+use fuzz::config;
 
 /// What a route is configured with, written out independently of `Route::of`.
 struct Spec {

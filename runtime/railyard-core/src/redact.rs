@@ -84,10 +84,6 @@ impl Secrets {
         self.values.is_empty()
     }
 
-    pub fn len(&self) -> usize {
-        self.values.len()
-    }
-
     /// Every secret of `other` added to these.
     pub fn merge(&mut self, other: &Secrets) {
         for v in &other.values {

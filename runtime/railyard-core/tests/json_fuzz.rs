@@ -14,17 +14,8 @@ use proptest::prelude::*;
 use railyard_core::json::{PayloadError, parse_payload};
 use serde_json::Value;
 
-fn config(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
+mod fuzz;
+use fuzz::config;
 
 /// The deepest nesting taken (`serde_json`'s recursion limit).
 const MAX_DEPTH: usize = 127;

@@ -17,17 +17,8 @@ use proptest::prelude::*;
 use railyard_core::expr::{JmesPath, render_template, render_template_with, template_parts};
 use serde_json::{Value, json};
 
-fn config(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(default);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
+mod fuzz;
+use fuzz::config;
 
 /// Expressions, and where each finds its value in the data.
 const EXPRS: [&str; 4] = ["body.a", "body.\"b c\"", "meta.id", "body.list[0]"];

@@ -14,22 +14,11 @@ impl Store {
         pipeline: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(u64, DeadLetter)>, StoreError> {
-        const COLUMNS: &str = "SELECT id, pipeline, pipeline_version, step, error, message, attempts, at_ms, original FROM dead_letters";
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let conn = self.conn();
-        let rows = match pipeline {
-            Some(p) => conn
-                .prepare_cached(&format!(
-                    "{COLUMNS} WHERE pipeline = ?1 ORDER BY id LIMIT ?2"
-                ))?
-                .query_map(params![p, limit], DeadLetterRow::read)?
-                .collect::<Result<Vec<_>, _>>()?,
-            None => conn
-                .prepare_cached(&format!("{COLUMNS} ORDER BY id LIMIT ?1"))?
-                .query_map(params![limit], DeadLetterRow::read)?
-                .collect::<Result<Vec<_>, _>>()?,
-        };
-        rows.into_iter().map(DeadLetterRow::parse).collect()
+        self.find_dead_letters(&DeadLetterQuery {
+            pipeline: pipeline.map(str::to_string),
+            limit,
+            ..DeadLetterQuery::default()
+        })
     }
 
     /// Dead letters matching `q`, oldest first: for `railyard dlq` and the admin API.
@@ -92,6 +81,21 @@ impl Store {
             .into_iter()
             .map(|(p, c, n)| (p, c, to_u64(n)))
             .collect())
+    }
+
+    /// Whether message `message_id` was dead-lettered after dead letter `after_id` (a replay
+    /// that failed again).
+    pub fn dead_lettered_since(&self, after_id: u64, message_id: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM dead_letters WHERE id > ?1
+                 AND json_extract(coalesce(original, message), '$.meta.id') = ?2 LIMIT 1",
+                params![to_i64(after_id), message_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(found.is_some())
     }
 
     /// One dead letter by id, if it is there.

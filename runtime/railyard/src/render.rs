@@ -254,14 +254,14 @@ fn render_one(handler: &GraphicalReportHandler, d: &dyn miette::Diagnostic) -> S
 }
 
 /// GitHub workflow command data escaping.
-fn escape_data(s: &str) -> String {
+pub fn escape_data(s: &str) -> String {
     s.replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A")
 }
 
 /// GitHub workflow command property escaping.
-fn escape_property(s: &str) -> String {
+pub fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 

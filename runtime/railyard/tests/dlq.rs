@@ -7,31 +7,8 @@ mod common;
 use common::{http, launch, stop_gracefully, wait_until};
 use std::io::Write;
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// An ERP that refuses every order with 422 and says why.
-fn refusing_erp() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            if common::read_request(&mut s).is_none() {
-                continue;
-            }
-            let body = r#"{"error": "customer number is required"}"#;
-            let _ = s.write_all(
-                format!(
-                    "HTTP/1.1 422 Unprocessable Entity\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
-                .as_bytes(),
-            );
-        }
-    });
-    port
-}
 
 struct Out {
     code: i32,
@@ -65,24 +42,32 @@ fn ids(out: &Out) -> Vec<u64> {
         .collect()
 }
 
-#[test]
-fn dead_letters_are_listed_shown_filtered_and_dropped() {
-    let erp = refusing_erp();
+/// A project with `pipelines` (name, YAML) beside its data directory.
+fn project(pipelines: &[(&str, String)]) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let (dir, data) = (tmp.path().join("project"), tmp.path().join("data"));
     std::fs::create_dir_all(dir.join("pipelines")).unwrap();
-    std::fs::write(
-        dir.join("pipelines/orders.yaml"),
-        format!(
-            "pipeline: orders\ninput:\n  http: {{ path: /orders }}\noutput:\n  http: {{ url: \"http://127.0.0.1:{erp}/erp/orders\" }}\n"
+    for (name, yaml) in pipelines {
+        std::fs::write(dir.join(format!("pipelines/{name}.yaml")), yaml).unwrap();
+    }
+    (tmp, dir, data)
+}
+
+#[test]
+fn dead_letters_are_listed_shown_filtered_and_dropped() {
+    let erp = scripted_erp(Default::default(), Default::default());
+    let (_tmp, dir, data) = project(&[
+        (
+            "orders",
+            format!(
+                "pipeline: orders\ninput:\n  http: {{ path: /orders }}\noutput:\n  http: {{ url: \"http://127.0.0.1:{erp}/erp/orders\" }}\n"
+            ),
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("pipelines/stock.yaml"),
-        "pipeline: stock\ninput:\n  http: { path: /stock }\nsteps:\n  - script: { rhai: \"if body.qty < 0 { throw `negative quantity` } body\" }\noutput:\n  stdout: {}\n",
-    )
-    .unwrap();
+        (
+            "stock",
+            "pipeline: stock\ninput:\n  http: { path: /stock }\nsteps:\n  - script: { rhai: \"if body.qty < 0 { throw `negative quantity` } body\" }\noutput:\n  stdout: {}\n".to_string(),
+        ),
+    ]);
     let server = launch(&dir, &["--data", data.to_str().unwrap(), "--no-watch"], &[]);
     let post = |path: &str, body: &str| {
         let (status, resp) = http(
@@ -272,9 +257,9 @@ fn dlq_mistakes_get_a_clear_error() {
     }
 }
 
-/// An ERP whose answer the test sets: 422 for every order (`mode` 0), 200 except for order
-/// 1043 (1), 503 for every order (2). It records each order it accepted, with the message id
-/// Railyard sent.
+/// An ERP whose answer the test sets: 422 with its reason for every order (`mode` 0, the
+/// default), 200 except for order 1043 (1), 503 for every order (2). It records each order it
+/// accepted, with the message id Railyard sent.
 fn scripted_erp(
     mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
     accepted: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
@@ -306,9 +291,17 @@ fn scripted_erp(
             if status.starts_with("200") {
                 accepted.lock().unwrap().push((number, id));
             }
+            let body = if status.starts_with("422") {
+                r#"{"error": "customer number is required"}"#
+            } else {
+                "{}"
+            };
             let _ = s.write_all(
-                format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}")
-                    .as_bytes(),
+                format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
             );
         }
     });
@@ -321,20 +314,16 @@ fn a_replay_delivers_what_was_fixed_and_keeps_the_rest() {
     let mode = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
     let accepted = std::sync::Arc::default();
     let erp = scripted_erp(mode.clone(), std::sync::Arc::clone(&accepted));
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, data) = (tmp.path().join("project"), tmp.path().join("data"));
-    std::fs::create_dir_all(dir.join("pipelines")).unwrap();
     // Deduplicated by event id: a replay is not stopped by its own key.
-    std::fs::write(
-        dir.join("pipelines/orders.yaml"),
+    let (_tmp, dir, data) = project(&[(
+        "orders",
         format!(
             "pipeline: orders\ninput:\n  http: {{ path: /orders }}\n  dedupe_key: headers.\"x-event-id\"\nsteps:\n  - dedupe: {{ key: meta.dedupe_key, ttl: 72h }}\noutput:\n  http: {{ url: \"http://127.0.0.1:{erp}/erp/orders\" }}\n"
         ),
-    )
-    .unwrap();
+    )]);
     let server = launch(&dir, &["--data", data.to_str().unwrap(), "--no-watch"], &[]);
     let url = format!("http://127.0.0.1:{}", server.port);
-    let mut ids = std::collections::BTreeMap::new();
+    let mut sent = std::collections::BTreeMap::new();
     for n in ["1042", "1043", "1044"] {
         let (status, resp) = http(
             server.port,
@@ -351,7 +340,7 @@ fn a_replay_delivers_what_was_fixed_and_keeps_the_rest() {
             .split('"')
             .next()
             .unwrap();
-        ids.insert(n.to_string(), id.to_string());
+        sent.insert(n.to_string(), id.to_string());
     }
     let replay = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_railyard"))
@@ -365,7 +354,7 @@ fn a_replay_delivers_what_was_fixed_and_keeps_the_rest() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let letters = || ids_of(&dlq(&data, &["list", "--format", "json"]));
+    let letters = || ids(&dlq(&data, &["list", "--format", "json"]));
     wait_until("three dead letters", 30, || letters().len() == 3);
 
     let (code, out, err) = replay(&["--pipeline", "orders", "--dry-run"]);
@@ -386,8 +375,8 @@ fn a_replay_delivers_what_was_fixed_and_keeps_the_rest() {
     assert_eq!(
         got,
         vec![
-            ("1042".to_string(), ids["1042"].clone()),
-            ("1044".to_string(), ids["1044"].clone()),
+            ("1042".to_string(), sent["1042"].clone()),
+            ("1044".to_string(), sent["1044"].clone()),
         ],
         "each fixed order once, with its message id"
     );
@@ -396,7 +385,7 @@ fn a_replay_delivers_what_was_fixed_and_keeps_the_rest() {
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v[0]["original"]["body"]["order_number"], "1043");
     assert_eq!(v[0]["original"]["meta"]["replay"], 1, "{v}");
-    assert_eq!(v[0]["original"]["meta"]["id"], ids["1043"].as_str());
+    assert_eq!(v[0]["original"]["meta"]["id"], sent["1043"].as_str());
     let (_, metrics) = http(server.port, "GET", "/metrics", &[], b"");
     assert_eq!(
         common::metric(
@@ -436,8 +425,4 @@ fn a_replay_delivers_what_was_fixed_and_keeps_the_rest() {
     let (code, _, err) = replay(&["1"]);
     assert_eq!(code, 2);
     assert!(err.contains("cannot reach"), "{err}");
-}
-
-fn ids_of(out: &Out) -> Vec<u64> {
-    ids(out)
 }

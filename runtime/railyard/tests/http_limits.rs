@@ -288,14 +288,7 @@ fn a_graceful_stop_answers_the_request_being_read() {
     s.write_all(&body.as_bytes()[..4]).unwrap();
     // Wait until the server has the request (it would answer /ready otherwise)...
     std::thread::sleep(Duration::from_millis(300));
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::terminate(&server);
     // ...no new connection is served once it stops...
     let mut server = server;
     wait_until("the listener is closed", 20, || {

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::exit;
 use crate::fs::open_project;
-use crate::render::{Format, Paths};
+use crate::render::{Format, Paths, escape_data, escape_property};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -280,14 +280,4 @@ fn pointer(l: &Loc) -> &str {
     } else {
         &l.pointer
     }
-}
-
-fn escape_data(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
-}
-
-fn escape_property(s: &str) -> String {
-    escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }

@@ -78,57 +78,43 @@ pub(crate) async fn replay(rt: Arc<Runtime>, body: axum::body::Bytes) -> Respons
         .into_response();
     }
     let mut results = Vec::new();
-    let (mut settled, mut left) = (0u64, 0u64);
-    let first = chosen.iter().map(|(id, _)| *id).min().unwrap_or(0);
+    let (mut delivered, mut again, mut left) = (0u64, 0u64, 0u64);
     for (id, d) in chosen {
         let pipeline = d.pipeline.clone();
-        let outcome = replay_one(&rt, &live, id, d).await;
-        match &outcome {
-            Ok(_) => settled += 1,
-            Err(_) => left += 1,
-        }
-        results.push(match outcome {
+        let (outcome, result) = match replay_one(&rt, &live, id, d).await {
             Ok(message) => {
-                json!({ "id": id, "pipeline": pipeline, "settled": true, "message": message })
+                // Settled: delivered, or failed for good — then it has a newer dead letter.
+                let m = message.clone();
+                let failed_again = rt
+                    .db
+                    .run(move |s| s.dead_lettered_since(id, &m))
+                    .await
+                    .unwrap_or(false);
+                let outcome = if failed_again {
+                    again += 1;
+                    "dead_lettered_again"
+                } else {
+                    delivered += 1;
+                    "delivered"
+                };
+                let result = json!({ "id": id, "pipeline": pipeline, "settled": true,
+                    "message": message, "dead_lettered_again": failed_again });
+                (outcome, result)
             }
-            Err(why) => json!({ "id": id, "pipeline": pipeline, "settled": false, "error": why }),
-        });
-    }
-    // Which of the settled ones failed again: a newer dead letter of the same message.
-    let again: BTreeSet<String> = rt
-        .db
-        .run(move |s| {
-            s.find_dead_letters(&railyard_store::DeadLetterQuery {
-                after_id: first,
-                limit: 1_000_000,
-                ..Default::default()
-            })
-        })
-        .await
-        .unwrap_or_default()
-        .iter()
-        .map(|(_, d)| crate::dead_letters::message_id(d).to_string())
-        .collect();
-    let mut dead_lettered_again = 0u64;
-    for r in &mut results {
-        let failed_again = r["message"].as_str().is_some_and(|m| again.contains(m));
-        let outcome = if r["settled"] == json!(true) {
-            r["dead_lettered_again"] = json!(failed_again);
-            dead_lettered_again += u64::from(failed_again);
-            if failed_again {
-                "dead_lettered_again"
-            } else {
-                "delivered"
+            Err(why) => {
+                left += 1;
+                let result =
+                    json!({ "id": id, "pipeline": pipeline, "settled": false, "error": why });
+                ("left", result)
             }
-        } else {
-            "left"
         };
-        metrics::replay(r["pipeline"].as_str().unwrap_or("?"), outcome);
+        metrics::replay(&pipeline, outcome);
+        results.push(result);
     }
     axum::Json(json!({
         "count": results.len(),
-        "delivered": settled - dead_lettered_again,
-        "dead_lettered_again": dead_lettered_again,
+        "delivered": delivered,
+        "dead_lettered_again": again,
         "left": left,
         "results": results,
     }))

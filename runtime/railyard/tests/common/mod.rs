@@ -198,8 +198,8 @@ fn launch_with(
     server
 }
 
-/// SIGTERM, then wait for the exit: in-flight deliveries finish and are acked.
-pub fn stop_gracefully(mut server: Server) {
+/// Sends SIGTERM (a graceful stop) to `server`, without waiting.
+pub fn terminate(server: &Server) {
     let pid = server.child.id().to_string();
     assert!(
         Command::new("kill")
@@ -208,6 +208,11 @@ pub fn stop_gracefully(mut server: Server) {
             .unwrap()
             .success()
     );
+}
+
+/// SIGTERM, then wait for the exit: in-flight deliveries finish and are acked.
+pub fn stop_gracefully(mut server: Server) {
+    terminate(&server);
     let deadline = Instant::now() + Duration::from_secs(30);
     while server.child.try_wait().unwrap().is_none() {
         assert!(

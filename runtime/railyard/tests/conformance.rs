@@ -2541,7 +2541,17 @@ struct Rabbit {
     rt: tokio::runtime::Runtime,
 }
 
+/// How long a broker operation of the harness may take: a broker that stops answering fails
+/// the test with a reason instead of hanging the suite (seen once: `rabbitmqctl list_queues`
+/// hung too, and only a restart of the node helped).
+const BROKER_PATIENCE: Duration = Duration::from_secs(120);
+
 impl Rabbit {
+    /// Runs `work` on the harness's runtime, failing the test if the broker does not answer.
+    fn wait<T>(&self, what: &str, work: impl std::future::Future<Output = T>) -> T {
+        wait_on(&self.rt, what, work)
+    }
+
     fn connect() -> Option<Rabbit> {
         if std::net::TcpStream::connect(("127.0.0.1", 5672)).is_err() {
             skip_or_fail("RabbitMQ is not reachable on 127.0.0.1:5672");
@@ -2552,12 +2562,12 @@ impl Rabbit {
             .enable_all()
             .build()
             .unwrap();
-        let conn = rt
-            .block_on(lapin::Connection::connect(
-                BROKER,
-                lapin::ConnectionProperties::default(),
-            ))
-            .expect("connect to RabbitMQ");
+        let conn = wait_on(
+            &rt,
+            "connect",
+            lapin::Connection::connect(BROKER, lapin::ConnectionProperties::default()),
+        )
+        .expect("connect to RabbitMQ");
         Some(Rabbit {
             queues: Mutex::new(Vec::new()),
             conn,
@@ -2566,7 +2576,8 @@ impl Rabbit {
     }
 
     fn channel(&self) -> lapin::Channel {
-        self.rt.block_on(self.conn.create_channel()).unwrap()
+        self.wait("open a channel", self.conn.create_channel())
+            .unwrap()
     }
 
     fn track(&self, queue: &str) {
@@ -2575,34 +2586,38 @@ impl Rabbit {
 
     fn declare(&self, queue: &str, args: lapin::types::FieldTable) {
         let ch = self.channel();
-        self.rt
-            .block_on(ch.queue_declare(
+        self.wait(
+            "declare a queue",
+            ch.queue_declare(
                 queue.into(),
                 lapin::options::QueueDeclareOptions {
                     durable: true,
                     ..Default::default()
                 },
                 args,
-            ))
-            .unwrap();
+            ),
+        )
+        .unwrap();
         self.track(queue);
-        let _ = self.rt.block_on(ch.close(200, "ok".into()));
+        let _ = self.wait("close a channel", ch.close(200, "ok".into()));
     }
 
     fn inspect(&self, queue: &str) -> lapin::Queue {
         let ch = self.channel();
         let q = self
-            .rt
-            .block_on(ch.queue_declare(
-                queue.into(),
-                lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                lapin::types::FieldTable::default(),
-            ))
+            .wait(
+                "inspect a queue",
+                ch.queue_declare(
+                    queue.into(),
+                    lapin::options::QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    lapin::types::FieldTable::default(),
+                ),
+            )
             .unwrap_or_else(|e| panic!("queue {queue}: {e}"));
-        let _ = self.rt.block_on(ch.close(200, "ok".into()));
+        let _ = self.wait("close a channel", ch.close(200, "ok".into()));
         q
     }
 
@@ -2617,7 +2632,7 @@ impl Rabbit {
 
     /// Publishes `msgs` to `queue` over `lanes` channels at once, each awaiting its confirms.
     fn publish(&self, queue: &str, msgs: &[Msg], lanes: usize) -> Vec<Sent> {
-        self.rt.block_on(async {
+        self.wait("publish", async {
             let mut tasks = Vec::new();
             for t in 0..lanes {
                 let ch = self.conn.create_channel().await.unwrap();
@@ -2678,7 +2693,7 @@ impl Rabbit {
     fn drain(&self, queue: &str) -> Vec<Delivery> {
         let ch = self.channel();
         let mut out = Vec::new();
-        self.rt.block_on(async {
+        self.wait("drain a queue", async {
             while let Some(m) = ch
                 .basic_get(
                     queue.into(),
@@ -2704,7 +2719,8 @@ impl Rabbit {
 impl Drop for Rabbit {
     fn drop(&mut self) {
         let queues = std::mem::take(&mut *self.queues.lock().unwrap());
-        self.rt.block_on(async {
+        // Best effort, bounded: a drop must not panic, nor hang on a broker that is gone.
+        let _ = wait_on_quietly(&self.rt, async {
             if let Ok(ch) = self.conn.create_channel().await {
                 for q in queues {
                     let _ = ch
@@ -2718,4 +2734,28 @@ impl Drop for Rabbit {
             let _ = self.conn.close(200, "ok".into()).await;
         });
     }
+}
+
+/// Runs `work` on `rt` within [`BROKER_PATIENCE`]; `None` when the broker did not answer. The
+/// timer is made inside the runtime (it needs its clock).
+fn wait_on_quietly<T>(
+    rt: &tokio::runtime::Runtime,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    rt.block_on(async { tokio::time::timeout(BROKER_PATIENCE, work).await })
+        .ok()
+}
+
+/// Runs `work` on `rt` within [`BROKER_PATIENCE`], or fails the test naming `what`.
+fn wait_on<T>(
+    rt: &tokio::runtime::Runtime,
+    what: &str,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    wait_on_quietly(rt, work).unwrap_or_else(|| {
+        panic!(
+            "RabbitMQ did not answer within {}s ({what}); is the node healthy? (`rabbitmqctl list_queues`)",
+            BROKER_PATIENCE.as_secs()
+        )
+    })
 }
